@@ -1,0 +1,181 @@
+// Physical frames: the pool of 4 KiB pages on wasm linear memory.
+// Linux counterpart: the page allocator and struct page's _refcount.
+//
+// Layout of linear memory (addresses grow to the right):
+//
+//   0         __heap_base   metaBase                                 frameBase
+//   +---------+-------------+----------------+--------------+-------+----------------------------+
+//   | AS data | (unused)    | refcount[cap]  | freeStack[cap]| I/O   | frame 0 | frame 1 | ...      |
+//   |         |             | u32 per frame  | u32 indices   | window| (zero)  |         | grows -> |
+//   +---------+-------------+----------------+--------------+-------+----------------------------+
+//
+// A frame is named by its linear-memory address, which is 4 KiB aligned, so a
+// page-table entry can hold it directly (see pgtable.ts). Frame 0 is the
+// shared zero frame: it is never written and never freed. Linear memory grows
+// on demand in steps, and never past frameBase + cap * 4 KiB nor past the
+// 4 GiB that wasm32 can address; running out is ENOMEM, never a trap.
+
+import { OK, EINVAL, ENOMEM } from "./status";
+
+export const PAGE_SHIFT: u32 = 12;
+export const PAGE_SIZE: u32 = 4096;
+const WASM_PAGE_SHIFT: u32 = 16;
+const WASM_PAGES_MAX: u32 = 65536;
+
+let metaBase: usize = 0;
+let freeStackBase: usize = 0;
+export let ioBase: usize = 0;
+export let ioSize: u32 = 0;
+export let frameBase: usize = 0;
+/** Address of the shared zero frame. */
+export let zeroFrame: usize = 0;
+let frameCap: u32 = 0;
+/** Index of the first frame never handed out; frames from here on are zero. */
+let frameNext: u32 = 0;
+let freeTop: u32 = 0;
+let framesUsed: u32 = 0;
+let initialized: bool = false;
+
+/**
+ * Lays out metadata, I/O window and frame area for at most `cap` frames and
+ * an I/O window of `ioPages` pages, then takes frame 0 as the zero frame.
+ * Returns OK, EINVAL when called twice or with a zero size, or ENOMEM when
+ * the layout does not fit in 4 GiB or memory cannot grow to hold it.
+ */
+export function framesInit(cap: u32, ioPages: u32): i32 {
+  if (initialized || cap < 2 || ioPages == 0) return EINVAL;
+  const base = (<u64>__heap_base + 15) & ~(<u64>15);
+  const metaBytes = <u64>cap * 8;
+  const ioStart = (base + metaBytes + PAGE_SIZE - 1) & ~(<u64>PAGE_SIZE - 1);
+  const framesStart = ioStart + (<u64>ioPages << PAGE_SHIFT);
+  const limit = <u64>WASM_PAGES_MAX << WASM_PAGE_SHIFT;
+  if (framesStart + (<u64>cap << PAGE_SHIFT) > limit) return ENOMEM;
+  // The metadata, the window and the zero frame must exist from the start.
+  if (!ensureMemory(framesStart + PAGE_SIZE)) return ENOMEM;
+  metaBase = <usize>base;
+  freeStackBase = metaBase + <usize>cap * 4;
+  ioBase = <usize>ioStart;
+  ioSize = ioPages << PAGE_SHIFT;
+  frameBase = <usize>framesStart;
+  frameCap = cap;
+  frameNext = 0;
+  freeTop = 0;
+  framesUsed = 0;
+  initialized = true;
+  zeroFrame = frameAlloc();
+  store<u32>(refcountSlot(zeroFrame), 1);
+  return OK;
+}
+
+/** Grows linear memory so that bytes below `end` exist; false if it cannot. */
+function ensureMemory(end: u64): bool {
+  const have = <u64>memory.size() << WASM_PAGE_SHIFT;
+  if (end <= have) return true;
+  const needPages = <i32>((end - have + 0xffff) >> WASM_PAGE_SHIFT);
+  // Grow by an eighth of the current size at least, so growth is amortised,
+  // but fall back to the exact need when the larger step does not fit.
+  let step = <i32>(memory.size() >> 3);
+  if (step < needPages) step = needPages;
+  if (<u64>memory.size() + <u64>step > WASM_PAGES_MAX) step = needPages;
+  if (memory.grow(step) >= 0) return true;
+  return memory.grow(needPages) >= 0;
+}
+
+// @ts-ignore: decorator
+@inline export function frameIndex(frame: usize): u32 {
+  return <u32>((frame - frameBase) >> PAGE_SHIFT);
+}
+
+// @ts-ignore: decorator
+@inline export function refcountSlot(frame: usize): usize {
+  return metaBase + (<usize>frameIndex(frame) << 2);
+}
+
+/** Returns whether `frame` is a frame address this pool has handed out. */
+export function isFrame(frame: usize): bool {
+  if (frame < frameBase || (frame & (PAGE_SIZE - 1)) != 0) return false;
+  return frameIndex(frame) < frameNext;
+}
+
+/**
+ * Takes a frame whose contents are unspecified, with refcount 1.
+ * Returns its address, or 0 when the pool or linear memory is exhausted.
+ */
+export function frameAlloc(): usize {
+  let frame: usize;
+  if (freeTop > 0) {
+    freeTop--;
+    frame = frameBase + (<usize>load<u32>(freeStackBase + (<usize>freeTop << 2)) << PAGE_SHIFT);
+  } else {
+    if (frameNext >= frameCap) return 0;
+    frame = frameBase + (<usize>frameNext << PAGE_SHIFT);
+    if (!ensureMemory(<u64>frame + PAGE_SIZE)) return 0;
+    frameNext++;
+  }
+  store<u32>(refcountSlot(frame), 1);
+  framesUsed++;
+  return frame;
+}
+
+/** Takes a frame filled with zeros, with refcount 1; 0 when exhausted. */
+export function frameAllocZeroed(): usize {
+  // Frames never handed out are still zero from memory.grow.
+  const fresh = freeTop == 0;
+  const frame = frameAlloc();
+  if (frame != 0 && !fresh) memory.fill(frame, 0, PAGE_SIZE);
+  return frame;
+}
+
+// @ts-ignore: decorator
+@inline export function frameGet(frame: usize): void {
+  const slot = refcountSlot(frame);
+  store<u32>(slot, load<u32>(slot) + 1);
+}
+
+// @ts-ignore: decorator
+@inline export function frameRefcount(frame: usize): u32 {
+  return load<u32>(refcountSlot(frame));
+}
+
+/** Drops one reference to `frame`, returning it to the pool at zero. */
+export function framePut(frame: usize): void {
+  const slot = refcountSlot(frame);
+  const count = load<u32>(slot);
+  assert(count > 0, "framePut on a free frame");
+  if (count == 1 && frame == zeroFrame) return; // the zero frame is pinned
+  store<u32>(slot, count - 1);
+  if (count == 1) {
+    store<u32>(freeStackBase + (<usize>freeTop << 2), frameIndex(frame));
+    freeTop++;
+    framesUsed--;
+  }
+}
+
+/**
+ * Takes `count` frames at consecutive addresses from the never-used part of
+ * the pool, for callers that need one contiguous buffer (benchmarks, the
+ * I/O of large regions). Returns the first address, or 0.
+ */
+export function framesAllocContiguous(count: u32): usize {
+  if (count == 0 || <u64>frameNext + count > <u64>frameCap) return 0;
+  const first = frameBase + (<usize>frameNext << PAGE_SHIFT);
+  if (!ensureMemory(<u64>first + (<u64>count << PAGE_SHIFT))) return 0;
+  for (let i: u32 = 0; i < count; i++) {
+    store<u32>(metaBase + (<usize>(frameNext + i) << 2), 1);
+  }
+  frameNext += count;
+  framesUsed += count;
+  return first;
+}
+
+export function framesUsedCount(): u32 {
+  return framesUsed;
+}
+
+export function framesCapacity(): u32 {
+  return frameCap;
+}
+
+export function framesFreeCount(): u32 {
+  return frameCap - framesUsed;
+}

@@ -1,0 +1,166 @@
+// The exports of the wasm core: the typed boundary the host calls.
+//
+// Every export returns a status (see status.ts) or a plain count, and none
+// traps on bad input: roots must be tables this module handed out and
+// addresses must be whole numbers below TASK_SIZE, or the call returns
+// EINVAL without touching memory. Addresses travel as f64, which holds any
+// 48-bit address exactly and avoids BigInt at the boundary.
+
+import { OK, EINVAL } from "./status";
+import {
+  PAGE_SHIFT, framesInit, isFrame, framesUsedCount, framesCapacity, framesAllocContiguous,
+  frameRefcount, frameBase, ioBase, ioSize, zeroFrame,
+} from "./frames";
+import { TASK_SIZE, pgdAlloc, pgdFree, pteRead, freePteTables, walkCacheFlush } from "./pgtable";
+import { setCopyKernel, getCopyKernel, copyPagesBench } from "./copy";
+import { mfillCopy, mfillZeropage, pagesDone } from "./mfill";
+import { copyPageRange, zapPageRange, countPresent } from "./memory";
+import { accessVm, doAnonymousPage } from "./access";
+
+const TASK_SIZE_F64: f64 = <f64>TASK_SIZE;
+
+// @ts-ignore: decorator
+@inline function validAddress(va: f64): bool {
+  // NaN fails both comparisons.
+  return va >= 0 && va < TASK_SIZE_F64 && va == Math.floor(va);
+}
+
+// @ts-ignore: decorator
+@inline function validRange(va: f64, pages: u32): bool {
+  return validAddress(va) && va + <f64>pages * 4096 <= TASK_SIZE_F64 && (<u64>va & 4095) == 0;
+}
+
+// @ts-ignore: decorator
+@inline function validRoot(root: u32): bool {
+  return isFrame(<usize>root) && <usize>root != zeroFrame;
+}
+
+export function init(capFrames: u32, ioPages: u32): i32 {
+  return framesInit(capFrames, ioPages);
+}
+
+export function io_base(): u32 {
+  return <u32>ioBase;
+}
+
+export function io_size(): u32 {
+  return ioSize;
+}
+
+export function frame_base(): u32 {
+  return <u32>frameBase;
+}
+
+export function zero_frame(): u32 {
+  return <u32>zeroFrame;
+}
+
+export function frames_used(): u32 {
+  return framesUsedCount();
+}
+
+export function frames_capacity(): u32 {
+  return framesCapacity();
+}
+
+export function frame_refcount(frame: u32): u32 {
+  return isFrame(<usize>frame) ? frameRefcount(<usize>frame) : 0;
+}
+
+/** Number of pages (or bytes, for access_vm) the last range call completed. */
+export function pages_done(): u32 {
+  return pagesDone;
+}
+
+/** Returns a new empty top-level table, or 0 when no frame is left. */
+export function pgd_alloc(): u32 {
+  return <u32>pgdAlloc();
+}
+
+/** Zaps every page of the tree and frees all its tables. */
+export function pgd_free(root: u32): i32 {
+  if (!validRoot(root)) return EINVAL;
+  zapPageRange(<usize>root, 0, TASK_SIZE);
+  pgdFree(<usize>root);
+  return OK;
+}
+
+/** Returns the PTE for `va` (entries fit in 32 bits; read it as unsigned). */
+export function pte_read(root: u32, va: f64): u32 {
+  if (!validRoot(root) || !validAddress(va)) return 0;
+  return <u32>pteRead(<usize>root, <u64>va);
+}
+
+export function mfill_copy(dstRoot: u32, dst: f64, srcRoot: u32, src: f64, pages: u32, pteFlags: u32): i32 {
+  if (!validRoot(dstRoot) || !validRoot(srcRoot) || !validRange(dst, pages)) return EINVAL;
+  if (!validAddress(src) || src + <f64>(pages + 1) * 4096 > TASK_SIZE_F64) return EINVAL;
+  return mfillCopy(<usize>dstRoot, <u64>dst, <usize>srcRoot, <u64>src, pages, <u64>pteFlags & 0x402);
+}
+
+export function mfill_zeropage(dstRoot: u32, dst: f64, pages: u32): i32 {
+  if (!validRoot(dstRoot) || !validRange(dst, pages)) return EINVAL;
+  return mfillZeropage(<usize>dstRoot, <u64>dst, pages);
+}
+
+export function copy_page_range(dstRoot: u32, srcRoot: u32, start: f64, pages: u32, flags: u32): i32 {
+  if (!validRoot(dstRoot) || !validRoot(srcRoot) || !validRange(start, pages)) return EINVAL;
+  const from = <u64>start;
+  return copyPageRange(<usize>dstRoot, <usize>srcRoot, from, from + (<u64>pages << PAGE_SHIFT), flags);
+}
+
+export function zap_page_range(root: u32, start: f64, pages: u32): i32 {
+  if (!validRoot(root) || !validRange(start, pages)) return EINVAL;
+  const from = <u64>start;
+  return zapPageRange(<usize>root, from, from + (<u64>pages << PAGE_SHIFT));
+}
+
+/** Frees the PTE tables wholly inside the range; its entries must be zapped. */
+export function free_pgtables(root: u32, start: f64, pages: u32): i32 {
+  if (!validRoot(root) || !validRange(start, pages)) return EINVAL;
+  const from = <u64>start;
+  freePteTables(<usize>root, from, from + (<u64>pages << PAGE_SHIFT));
+  return OK;
+}
+
+export function count_present(root: u32, start: f64, pages: u32): u32 {
+  if (!validRoot(root) || !validRange(start, pages)) return 0;
+  const from = <u64>start;
+  return countPresent(<usize>root, from, from + (<u64>pages << PAGE_SHIFT));
+}
+
+/** Moves `len` bytes between the process at `va` and the start of the I/O window. */
+export function access_vm(root: u32, va: f64, len: u32, flags: u32): i32 {
+  if (!validRoot(root) || !validAddress(va) || len > ioSize) return EINVAL;
+  if (va + <f64>len > TASK_SIZE_F64) return EINVAL;
+  return accessVm(<usize>root, <u64>va, len, ioBase, flags);
+}
+
+export function do_anonymous_page(root: u32, va: f64, write: u32): i32 {
+  if (!validRoot(root) || !validAddress(va)) return EINVAL;
+  return doAnonymousPage(<usize>root, <u64>va & ~(<u64>4095), write != 0);
+}
+
+export function set_copy_kernel(kernel: i32): i32 {
+  return setCopyKernel(kernel) ? OK : EINVAL;
+}
+
+export function get_copy_kernel(): i32 {
+  return getCopyKernel();
+}
+
+/** Takes `count` contiguous frames for a benchmark buffer; 0 when they do not fit. */
+export function frames_alloc_contiguous(count: u32): u32 {
+  return <u32>framesAllocContiguous(count);
+}
+
+export function copy_pages_bench(kernel: i32, dst: u32, dstPages: u32, src: u32, srcPages: u32, count: u32, rounds: u32): i32 {
+  const dstEnd = <u64>dst + (<u64>dstPages << PAGE_SHIFT);
+  const srcEnd = <u64>src + (<u64>srcPages << PAGE_SHIFT);
+  const limit = <u64>memory.size() << 16;
+  if (dst < <u32>frameBase || src < <u32>frameBase || dstEnd > limit || srcEnd > limit) return EINVAL;
+  return copyPagesBench(kernel, <usize>dst, dstPages, <usize>src, srcPages, count, rounds);
+}
+
+export function walk_cache_flush(): void {
+  walkCacheFlush();
+}

@@ -1,0 +1,132 @@
+// Range operations on page tables: fork's copy, the zap of munmap and
+// madvise(MADV_DONTNEED), and process teardown.
+// Linux counterparts: mm/memory.c copy_page_range() and zap_page_range_single(),
+// mm/mmap.c exit_mmap() with free_pgtables().
+
+import { OK, ENOMEM } from "./status";
+import { PAGE_SHIFT, frameGet, framePut } from "./frames";
+import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_UFFD_WP, PTE_POISON, pteTable, pteTableAt, pteFrame, nextVa } from "./pgtable";
+import { setPagesDone } from "./mfill";
+
+/** copy_page_range flag: private mapping, so present pages become copy-on-write. */
+export const CPR_COW: u32 = 1;
+/** copy_page_range flag: the child VMA is uffd-wp registered, so uffd-wp state is kept. */
+export const CPR_KEEP_UFFD_WP: u32 = 2;
+
+/**
+ * Copies the entries of [start, end) from the parent tree `srcRoot` into the
+ * empty child tree `dstRoot`, as fork does for one VMA.
+ *
+ * - A present page is shared: its refcount goes up. In a private mapping
+ *   (CPR_COW) the write bit is cleared in parent and child, so the first
+ *   write on either side breaks the sharing. In a shared mapping the child's
+ *   entry is marked clean.
+ * - uffd-wp bits and uffd-wp markers reach the child only with
+ *   CPR_KEEP_UFFD_WP. Poison markers are always copied.
+ *
+ * Leaves the number of present pages copied in `pagesDone`. On ENOMEM the
+ * child holds a consistent prefix that the host tears down.
+ */
+export function copyPageRange(dstRoot: usize, srcRoot: usize, start: u64, end: u64, flags: u32): i32 {
+  const cow = (flags & CPR_COW) != 0;
+  const keepWp = (flags & CPR_KEEP_UFFD_WP) != 0;
+  let copied: u32 = 0;
+  let va = start;
+  while (va < end) {
+    const srcTable = pteTableAt(srcRoot, va);
+    let stop = nextVa < end ? nextVa : end;
+    if (srcTable == 0) {
+      va = stop;
+      continue;
+    }
+    let dstTable: usize = 0;
+    for (; va < stop; va += <u64>1 << PAGE_SHIFT) {
+      const index = <usize>((va >> PAGE_SHIFT) & 511) << 3;
+      const srcSlot = srcTable + index;
+      let pte = load<u64>(srcSlot);
+      if (pte == 0) continue;
+      let child = pte;
+      if ((pte & PTE_PRESENT) != 0) {
+        frameGet(pteFrame(pte));
+        if (cow) {
+          if ((pte & PTE_WRITE) != 0) {
+            pte &= ~PTE_WRITE;
+            store<u64>(srcSlot, pte);
+          }
+          child = pte;
+        } else {
+          child = pte & ~PTE_DIRTY;
+        }
+        if (!keepWp) child &= ~PTE_UFFD_WP;
+        copied++;
+      } else if ((pte & PTE_POISON) == 0) {
+        // A uffd-wp marker: meaningful only to a WP-registered child.
+        if (!keepWp) continue;
+      }
+      if (dstTable == 0) {
+        dstTable = pteTable(dstRoot, va, true);
+        if (dstTable == 0) {
+          // Undo the reference taken for this entry: the child never got it.
+          if ((pte & PTE_PRESENT) != 0) {
+            framePut(pteFrame(pte));
+            copied--;
+          }
+          setPagesDone(copied);
+          return ENOMEM;
+        }
+      }
+      store<u64>(dstTable + index, child);
+    }
+  }
+  setPagesDone(copied);
+  return OK;
+}
+
+/**
+ * Clears every entry of [start, end): present pages lose a reference and
+ * markers are dropped. Leaves the number of present pages unmapped in
+ * `pagesDone`. The tables stay; `freePteTables` releases them.
+ */
+export function zapPageRange(root: usize, start: u64, end: u64): i32 {
+  let zapped: u32 = 0;
+  let va = start;
+  while (va < end) {
+    const table = pteTableAt(root, va);
+    const stop = nextVa < end ? nextVa : end;
+    if (table == 0) {
+      va = stop;
+      continue;
+    }
+    for (; va < stop; va += <u64>1 << PAGE_SHIFT) {
+      const slot = table + (<usize>((va >> PAGE_SHIFT) & 511) << 3);
+      const pte = load<u64>(slot);
+      if (pte == 0) continue;
+      if ((pte & PTE_PRESENT) != 0) {
+        framePut(pteFrame(pte));
+        zapped++;
+      }
+      store<u64>(slot, 0);
+    }
+  }
+  setPagesDone(zapped);
+  return OK;
+}
+
+/** Counts the present entries of [start, end) without changing them. */
+export function countPresent(root: usize, start: u64, end: u64): u32 {
+  let count: u32 = 0;
+  let va = start;
+  while (va < end) {
+    const table = pteTableAt(root, va);
+    const stop = nextVa < end ? nextVa : end;
+    if (table == 0) {
+      va = stop;
+      continue;
+    }
+    for (; va < stop; va += <u64>1 << PAGE_SHIFT) {
+      const pte = load<u64>(table + (<usize>((va >> PAGE_SHIFT) & 511) << 3));
+      if ((pte & PTE_PRESENT) != 0) count++;
+    }
+  }
+  return count;
+}

@@ -1,0 +1,100 @@
+// The per-page loops of UFFDIO_COPY and UFFDIO_ZEROPAGE over a whole range.
+// Linux counterpart: mm/userfaultfd.c, mfill_atomic() and the
+// mfill_atomic_pte_copy / mfill_atomic_pte_zeropage helpers it calls.
+//
+// The host has already checked the VMA, the registration and mmap_changing;
+// these loops walk the destination tree (allocating tables), stop at the
+// first page they cannot fill, and leave the number of pages filled in
+// `pagesDone` with the status that stopped them.
+
+import { OK, ENOMEM, EEXIST, SRC_FAULT } from "./status";
+import { PAGE_SHIFT, PAGE_SIZE, frameAlloc, frameGet, zeroFrame } from "./frames";
+import { PTE_PRESENT, PTE_DIRTY, PTE_ZERO, PTE_UFFD_WP, pteTable, pteIndexSlot, pteFrame } from "./pgtable";
+import { copyPage } from "./copy";
+
+/** Pages (or bytes, for byte loops) completed by the last range call. */
+export let pagesDone: u32 = 0;
+
+export function setPagesDone(count: u32): void {
+  pagesDone = count;
+}
+
+/** Returns the present frame address backing `va` in `root`, or 0. */
+function sourceFrame(root: usize, va: u64): usize {
+  const table = pteTable(root, va, false);
+  if (table == 0) return 0;
+  const pte = load<u64>(pteIndexSlot(table, va));
+  if ((pte & PTE_PRESENT) == 0) return 0;
+  return pteFrame(pte);
+}
+
+/**
+ * Fills `pages` pages from `dst` with copies of the bytes at `src` in the
+ * caller's tree `srcRoot`. `src` need not be page aligned. Each new entry
+ * gets PRESENT | DIRTY plus `pteFlags` (WRITE and UFFD_WP as the host
+ * decides). A uffd-wp marker counts as empty and is overwritten.
+ * Stops with EEXIST at a populated entry, ENOMEM when frames run out, or
+ * SRC_FAULT when a source page is not present, so the host can fault it in.
+ */
+export function mfillCopy(dstRoot: usize, dst: u64, srcRoot: usize, src: u64, pages: u32, pteFlags: u64): i32 {
+  pagesDone = 0;
+  let dstKey: u64 = ~(<u64>0);
+  let dstTable: usize = 0;
+  const srcOffset = <usize>(src & (PAGE_SIZE - 1));
+  for (let i: u32 = 0; i < pages; i++) {
+    const dva = dst + (<u64>i << PAGE_SHIFT);
+    if ((dva >> 21) != dstKey) {
+      dstTable = pteTable(dstRoot, dva, true);
+      if (dstTable == 0) return ENOMEM;
+      dstKey = dva >> 21;
+    }
+    const slot = pteIndexSlot(dstTable, dva);
+    const old = load<u64>(slot);
+    if (old != 0 && old != PTE_UFFD_WP) return EEXIST;
+
+    const sva = src + (<u64>i << PAGE_SHIFT);
+    const first = sourceFrame(srcRoot, sva);
+    if (first == 0) return SRC_FAULT;
+    let second: usize = 0;
+    if (srcOffset != 0) {
+      second = sourceFrame(srcRoot, sva + PAGE_SIZE);
+      if (second == 0) return SRC_FAULT;
+    }
+
+    const frame = frameAlloc();
+    if (frame == 0) return ENOMEM;
+    if (srcOffset == 0) {
+      copyPage(frame, first);
+    } else {
+      memory.copy(frame, first + srcOffset, <usize>PAGE_SIZE - srcOffset);
+      memory.copy(frame + PAGE_SIZE - srcOffset, second, srcOffset);
+    }
+    store<u64>(slot, <u64>frame | PTE_PRESENT | PTE_DIRTY | pteFlags);
+    pagesDone = i + 1;
+  }
+  return OK;
+}
+
+/**
+ * Maps the shared zero frame read-only at `pages` pages from `dst`. Any
+ * non-empty entry, markers included, stops the loop with EEXIST.
+ */
+export function mfillZeropage(dstRoot: usize, dst: u64, pages: u32): i32 {
+  pagesDone = 0;
+  let dstKey: u64 = ~(<u64>0);
+  let dstTable: usize = 0;
+  for (let i: u32 = 0; i < pages; i++) {
+    const dva = dst + (<u64>i << PAGE_SHIFT);
+    if ((dva >> 21) != dstKey) {
+      dstTable = pteTable(dstRoot, dva, true);
+      if (dstTable == 0) return ENOMEM;
+      dstKey = dva >> 21;
+    }
+    const slot = pteIndexSlot(dstTable, dva);
+    if (load<u64>(slot) != 0) return EEXIST;
+    frameGet(zeroFrame);
+    store<u64>(slot, <u64>zeroFrame | PTE_PRESENT | PTE_ZERO);
+    pagesDone = i + 1;
+  }
+  return OK;
+}

@@ -1,0 +1,61 @@
+// Errors the library throws. Kernel failures are returned as errno values,
+// never thrown; these classes cover what cannot be an errno: misuse of the
+// library, and an access that ends in a signal.
+
+import { SIGBUS, SIGSEGV } from "./constants.js";
+
+/** A failed system call whose API has no result object to carry the errno. */
+export class KernelError extends Error {
+  override name = "KernelError";
+  readonly errno: number;
+
+  constructor(errno: number, message: string) {
+    super(message);
+    this.errno = errno;
+  }
+}
+
+/**
+ * A simulated access that the kernel answers with a signal: SIGSEGV for an
+ * address with no mapping or without the needed permission, SIGBUS for a
+ * poisoned page or a userfaultfd with the SIGBUS feature. The simulator
+ * itself is unaffected; only the access fails.
+ */
+export class SignalError extends Error {
+  override name = "SignalError";
+  readonly signo: number;
+  readonly address: number;
+
+  constructor(signo: number, address: number, reason: string) {
+    const name = signo === SIGBUS ? "SIGBUS" : signo === SIGSEGV ? "SIGSEGV" : `signal ${signo}`;
+    super(`${name} at 0x${address.toString(16)}: ${reason}`);
+    this.signo = signo;
+    this.address = address;
+  }
+}
+
+/** Throws TypeError unless `value` is a number (any number: range checks give errno values). */
+export function requireNumber(value: unknown, name: string): number {
+  if (typeof value !== "number") {
+    throw new TypeError(`${name} must be a number, got ${value === null ? "null" : typeof value}`);
+  }
+  return value;
+}
+
+/** Throws TypeError unless `value` is a non-null object. */
+export function requireObject(value: unknown, name: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null) {
+    throw new TypeError(`${name} must be an object, got ${value === null ? "null" : typeof value}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Converts a number the way the kernel sees a u64 argument: a safe
+ * non-negative integer stays as it is; anything else (negative, fractional,
+ * NaN, infinite or above 2^53) maps to Infinity, which fails every range
+ * check the way a huge u64 does.
+ */
+export function asU64(value: number): number {
+  return Number.isSafeInteger(value) && value >= 0 ? value : Infinity;
+}

@@ -1,0 +1,59 @@
+// The page-fault path of a simulated access.
+// Linux counterparts: mm/memory.c handle_mm_fault() and do_anonymous_page(),
+// and fs/userfaultfd.c handle_userfault().
+
+import { ENOMEM, SIGBUS, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE } from "../constants.js";
+import { KernelError, SignalError } from "../errors.js";
+import type { Process } from "./process.js";
+import { VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from "./vma.js";
+
+/**
+ * Resolves a fault on a page with no present entry, with the mmap_lock held
+ * for read; the lock is released before this returns. Returns null when the
+ * access can be retried at once, or a promise that settles when a
+ * userfaultfd wake lets the faulting thread retry.
+ */
+export function handleMissingFault(process: Process, vma: Vma, address: number, write: boolean): Promise<void> | null {
+  const mm = process.mm;
+  const ctx = vma.uffdCtx;
+  if (ctx !== null && (vma.uffdFlags & VM_UFFD_MISSING) !== 0 && !ctx.released) {
+    const sleep = handleUserfault(process, address, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
+    mm.lock.readUnlock();
+    return sleep;
+  }
+  const status = process.kernel.core.exports.do_anonymous_page(mm.pgd, address, write ? 1 : 0);
+  mm.lock.readUnlock();
+  if (status === ENOMEM) throw new KernelError(ENOMEM, `out of memory: no frame for the fault at 0x${address.toString(16)}`);
+  if (status !== 0) throw new Error(`do_anonymous_page failed with status ${status}`);
+  return null;
+}
+
+/**
+ * Resolves a write to a uffd-wp protected page, with the mmap_lock held for
+ * read; releases it. Returns the promise of the WP fault's wake.
+ */
+export function handleWpFault(process: Process, vma: Vma, address: number): Promise<void> {
+  const ctx = vma.uffdCtx;
+  if (ctx === null || (vma.uffdFlags & VM_UFFD_WP) === 0 || ctx.released) {
+    process.mm.lock.readUnlock();
+    throw new Error(`uffd-wp bit set at 0x${address.toString(16)} in a VMA without WP registration`);
+  }
+  const sleep = handleUserfault(process, address, UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP);
+  process.mm.lock.readUnlock();
+  return sleep;
+}
+
+/** Queues the fault on the VMA's context, or raises SIGBUS if the context asks for it. */
+function handleUserfault(process: Process, address: number, flags: number): Promise<void> {
+  const vma = process.mm.vmaLookup(address)!;
+  const ctx = vma.uffdCtx!;
+  if ((ctx.features & UFFD_FEATURE_SIGBUS) !== 0) {
+    process.mm.lock.readUnlock();
+    throw new SignalError(SIGBUS, address, "userfaultfd registered with UFFD_FEATURE_SIGBUS");
+  }
+  const ptid = (ctx.features & UFFD_FEATURE_THREAD_ID) !== 0 ? process.pid : 0;
+  const exact = (ctx.features & UFFD_FEATURE_EXACT_ADDRESS) !== 0;
+  return ctx.queueFault(process.mm, address, flags, ptid, exact).then((exited) => {
+    if (exited) throw new Error(`process ${process.pid} exited while its access at 0x${address.toString(16)} was blocked on a fault`);
+  });
+}

@@ -1,0 +1,112 @@
+// The simulated kernel: physical memory (the wasm core), processes, the
+// userfaultfd contexts, and the version-dependent behaviour.
+
+import { PAGE_SIZE } from "../constants.js";
+import { WasmCore, type CoreBuild } from "../wasm/core.js";
+import type { GateMode, UffdContext } from "../uffd/context.js";
+import { Process } from "./process.js";
+
+export interface KernelOptions {
+  /**
+   * Model the mmap_changing gate of Linux 4.18 and later (default true).
+   * With false, COPY and ZEROPAGE go through while a non-cooperative event
+   * is pending, as on Linux 4.17 and earlier.
+   */
+  mmapChangingGate?: boolean;
+  /** Most simulated physical memory, in bytes (default 1 GiB, at most about 4 GiB). */
+  maxMemory?: number;
+  /** Lowest address mmap and the range checks accept (vm.mmap_min_addr; default 65536). */
+  mmapMinAddr?: number;
+  /** Which wasm build to run: "release" (default) or "debug", with assertions on. */
+  build?: CoreBuild;
+}
+
+/** Deterministic counts of work done, for benchmarks and tests. */
+export interface KernelStats {
+  /** UFFDIO_COPY and UFFDIO_ZEROPAGE calls. */
+  ioctls: number;
+  pagesCopied: number;
+  pagesZeroed: number;
+  /** Calls that returned EAGAIN, for any of its causes. */
+  eagain: number;
+  /** Faults queued on a userfaultfd. */
+  faults: number;
+  /** Present PTEs copied by fork. */
+  ptesCopied: number;
+  forks: number;
+}
+
+/** I/O window for process reads and writes: 256 KiB, so one access call moves up to 64 pages. */
+const IO_WINDOW_PAGES = 64;
+const DEFAULT_MAX_MEMORY = 1 << 30;
+
+export class Kernel {
+  readonly core: WasmCore;
+  readonly gateMode: GateMode;
+  /** Whether a gate EAGAIN writes -EAGAIN to the out-field (Linux 6.15 and later). */
+  readonly writesOutFieldOnGate: boolean;
+  readonly mmapMinAddr: number;
+  readonly processes = new Map<number, Process>();
+  /** Live userfaultfd contexts, for exit's wake-up of blocked faults. */
+  readonly contexts = new Set<UffdContext>();
+  readonly stats: KernelStats = { ioctls: 0, pagesCopied: 0, pagesZeroed: 0, eagain: 0, faults: 0, ptesCopied: 0, forks: 0 };
+  private nextPid = 1;
+
+  private constructor(core: WasmCore, options: KernelOptions) {
+    this.core = core;
+    this.gateMode = options.mmapChangingGate === false ? "none" : "counter";
+    this.writesOutFieldOnGate = true;
+    this.mmapMinAddr = options.mmapMinAddr ?? 65536;
+  }
+
+  /**
+   * Creates a kernel. Throws TypeError for options of the wrong type and
+   * RangeError for a memory size that wasm32 cannot hold.
+   */
+  static async create(options: KernelOptions = {}): Promise<Kernel> {
+    if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
+    const maxMemory = options.maxMemory ?? DEFAULT_MAX_MEMORY;
+    if (typeof maxMemory !== "number" || !Number.isSafeInteger(maxMemory) || maxMemory < 2 * PAGE_SIZE) {
+      throw new RangeError(`maxMemory must be a whole number of bytes >= 8192, got ${String(maxMemory)}`);
+    }
+    const build = options.build ?? "release";
+    if (build !== "release" && build !== "debug") throw new TypeError(`build must be "release" or "debug", got ${String(build)}`);
+    const minAddr = options.mmapMinAddr ?? 65536;
+    if (typeof minAddr !== "number" || !Number.isSafeInteger(minAddr) || minAddr < 0 || minAddr % PAGE_SIZE !== 0) {
+      throw new RangeError(`mmapMinAddr must be a page-aligned whole number, got ${String(minAddr)}`);
+    }
+    const core = await WasmCore.create(build, Math.floor(maxMemory / PAGE_SIZE), IO_WINDOW_PAGES);
+    return new Kernel(core, options);
+  }
+
+  /** Creates a process with an empty address space. */
+  createProcess(): Process {
+    const process = this.spawnProcess();
+    if (process === null) throw new RangeError("createProcess: no frame left for a page table");
+    return process;
+  }
+
+  /** Creates a process, or returns null when no frame is left for its page table. */
+  spawnProcess(): Process | null {
+    const pgd = this.core.exports.pgd_alloc() >>> 0;
+    if (pgd === 0) return null;
+    const process = new Process(this, this.nextPid++, pgd);
+    this.processes.set(process.pid, process);
+    return process;
+  }
+
+  /** Frames in use (page tables, pages and the zero frame). */
+  get framesUsed(): number {
+    return this.core.exports.frames_used() >>> 0;
+  }
+
+  /** The most frames this kernel can hold. */
+  get framesCapacity(): number {
+    return this.core.exports.frames_capacity() >>> 0;
+  }
+
+  /** SHA-256 of the wasm binary this kernel runs. */
+  get wasmSha256(): string {
+    return this.core.sha256;
+  }
+}

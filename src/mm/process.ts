@@ -1,0 +1,271 @@
+// A simulated process: one address space and one thread, with the system
+// calls a userfaultfd monitor's target makes.
+// Linux counterparts: mm/mmap.c (mmap, munmap), mm/madvise.c, kernel/fork.c,
+// kernel/exit.c, and the access itself (the CPU plus the fault path).
+
+import {
+  EINVAL, ENOMEM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  SIGBUS, SIGSEGV, TASK_SIZE, O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY,
+} from "../constants.js";
+import { KernelError, SignalError, asU64, requireNumber } from "../errors.js";
+import { ACCESS_VMA_WRITE, ACCESS_WRITE, FAULT_ACCESS, FAULT_MISSING, FAULT_POISON, FAULT_WP } from "../wasm/core.js";
+import { UffdContext } from "../uffd/context.js";
+import { Userfaultfd } from "../uffd/userfaultfd.js";
+import { handleMissingFault, handleWpFault } from "./fault.js";
+import { forkProcess } from "./fork.js";
+import type { Kernel } from "./kernel.js";
+import { Mm } from "./mm.js";
+import { Vma } from "./vma.js";
+
+export const MADV_DONTNEED = 4;
+
+export interface MmapOptions {
+  /** PROT_* bits; default PROT_READ | PROT_WRITE. */
+  prot?: number;
+  /** MAP_* bits; default MAP_PRIVATE | MAP_ANONYMOUS. */
+  flags?: number;
+  /** Placement for MAP_FIXED; ignored otherwise. */
+  address?: number;
+}
+
+const pageAligned = (value: number) => value % PAGE_SIZE === 0;
+
+export class Process {
+  readonly kernel: Kernel;
+  readonly pid: number;
+  readonly mm: Mm;
+  /** The userfaultfds in this process's file table. */
+  readonly files = new Set<Userfaultfd>();
+  private exitedFlag = false;
+
+  /** Use Kernel.createProcess() or fork(). */
+  constructor(kernel: Kernel, pid: number, pgd: number) {
+    this.kernel = kernel;
+    this.pid = pid;
+    this.mm = new Mm(pgd);
+  }
+
+  get exited(): boolean {
+    return this.exitedFlag;
+  }
+
+  private checkAlive(call: string): void {
+    if (this.exitedFlag) throw new Error(`${call}: process ${this.pid} has exited`);
+  }
+
+  /**
+   * Maps anonymous memory and returns its address, or a negative errno as
+   * the raw system call does: -EINVAL for a zero length, unknown or
+   * unsupported flags or an unaligned MAP_FIXED address, -ENOMEM when no
+   * range is free.
+   */
+  mmap(length: number, options: MmapOptions = {}): number {
+    this.checkAlive("mmap");
+    requireNumber(length, "length");
+    const prot = options.prot ?? PROT_READ | PROT_WRITE;
+    const flags = options.flags ?? MAP_PRIVATE | MAP_ANONYMOUS;
+    requireNumber(prot, "prot");
+    requireNumber(flags, "flags");
+    const len = asU64(length);
+    if (len === 0 || (prot & ~(PROT_READ | PROT_WRITE)) !== 0) return -EINVAL;
+    if ((flags & ~(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_SHARED)) !== 0) return -EINVAL;
+    // NOTE: only private anonymous memory is modelled so far; shared
+    // mappings are refused rather than silently treated as private.
+    if ((flags & MAP_ANONYMOUS) === 0 || (flags & MAP_SHARED) !== 0 || (flags & MAP_PRIVATE) === 0) return -EINVAL;
+    if (len > TASK_SIZE) return -ENOMEM;
+    const size = Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
+
+    let start: number;
+    if ((flags & MAP_FIXED) !== 0) {
+      start = asU64(requireNumber(options.address ?? NaN, "address"));
+      if (!pageAligned(start) || start < this.kernel.mmapMinAddr || start + size > TASK_SIZE) return -EINVAL;
+      const status = this.munmap(start, size);
+      if (status !== 0) return status;
+    } else {
+      start = this.mm.getUnmappedArea(size, this.kernel.mmapMinAddr);
+      if (start < 0) return -ENOMEM;
+    }
+    this.mm.lock.writeLock();
+    const vma = new Vma(start, start + size, prot, flags & (MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS));
+    this.mm.insertVma(vma);
+    this.mm.mergeAround(vma);
+    this.mm.lock.writeUnlock();
+    return start;
+  }
+
+  /** Unmaps [address, address + length); returns 0 or -EINVAL. */
+  munmap(address: number, length: number): number {
+    this.checkAlive("munmap");
+    const start = asU64(requireNumber(address, "address"));
+    const len = asU64(requireNumber(length, "length"));
+    if (!pageAligned(start) || len === 0 || start + len > TASK_SIZE) return -EINVAL;
+    const end = start + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
+    const mm = this.mm;
+    mm.lock.writeLock();
+    for (const vma of this.splitRange(start, end)) {
+      this.zap(vma.start, vma.end);
+      mm.removeVma(vma);
+    }
+    const core = this.kernel.core.exports;
+    core.free_pgtables(mm.pgd, start, (end - start) / PAGE_SIZE);
+    mm.lock.writeUnlock();
+    return 0;
+  }
+
+  /**
+   * madvise(); MADV_DONTNEED drops the pages of the range, so the next
+   * access faults again (a registered range raises MISSING faults). Returns
+   * 0, -EINVAL for an unaligned start or unknown advice, -ENOMEM when part
+   * of the range is unmapped.
+   */
+  madvise(address: number, length: number, advice: number): number {
+    this.checkAlive("madvise");
+    const start = asU64(requireNumber(address, "address"));
+    const len = asU64(requireNumber(length, "length"));
+    requireNumber(advice, "advice");
+    if (!pageAligned(start) || start + len > TASK_SIZE || advice !== MADV_DONTNEED) return -EINVAL;
+    if (len === 0) return 0;
+    const end = start + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
+    const mm = this.mm;
+    mm.lock.readLock();
+    let covered = start;
+    for (const vma of mm.vmasIn(start, end)) {
+      this.zap(Math.max(start, vma.start), Math.min(end, vma.end));
+      if (vma.start > covered) covered = -1;
+      else if (covered >= 0) covered = vma.end;
+    }
+    mm.lock.readUnlock();
+    return covered >= end ? 0 : -ENOMEM;
+  }
+
+  /** Splits VMAs at `start` and `end` and returns those inside; write lock held. */
+  splitRange(start: number, end: number): Vma[] {
+    this.mm.lock.assertWriteLocked();
+    const inside: Vma[] = [];
+    for (const vma of this.mm.vmasIn(start, end)) inside.push(this.mm.isolateRange(vma, start, end));
+    return inside;
+  }
+
+  private zap(start: number, end: number): void {
+    this.kernel.core.exports.zap_page_range(this.mm.pgd, start, (end - start) / PAGE_SIZE);
+  }
+
+  /**
+   * Reads `length` bytes at `address`, as the process's own loads would.
+   * Settles when every byte is read; a fault on a MISSING-registered page
+   * waits until the monitor resolves it. Rejects with SignalError on SIGSEGV
+   * or SIGBUS.
+   */
+  async read(address: number, length: number): Promise<Uint8Array> {
+    requireNumber(length, "length");
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a whole number >= 0, got ${length}`);
+    const out = new Uint8Array(length);
+    await this.access(requireNumber(address, "address"), out, false);
+    return out;
+  }
+
+  /** Writes `data` at `address`, as the process's own stores would; see read(). */
+  async write(address: number, data: Uint8Array): Promise<void> {
+    if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
+    await this.access(requireNumber(address, "address"), data, true);
+  }
+
+  private async access(address: number, buffer: Uint8Array, write: boolean): Promise<void> {
+    const core = this.kernel.core;
+    let done = 0;
+    while (done < buffer.length) {
+      this.checkAlive(write ? "write" : "read");
+      const at = address + done;
+      const mm = this.mm;
+      mm.lock.readLock();
+      const vma = Number.isSafeInteger(at) && at >= 0 ? mm.vmaLookup(at) : undefined;
+      if (vma === undefined || !(write ? vma.writable : vma.readable)) {
+        mm.lock.readUnlock();
+        throw new SignalError(SIGSEGV, at, vma === undefined ? "no mapping" : `mapping does not allow ${write ? "writes" : "reads"}`);
+      }
+      const length = Math.min(buffer.length - done, vma.end - at, core.ioSize);
+      const io = core.io();
+      if (write) io.set(buffer.subarray(done, done + length));
+      const flags = (write ? ACCESS_WRITE : 0) | (vma.writable ? ACCESS_VMA_WRITE : 0);
+      const status = core.exports.access_vm(mm.pgd, at, length, flags);
+      const moved = core.exports.pages_done() >>> 0;
+      if (!write) buffer.set(core.io().subarray(0, moved), done);
+      done += moved;
+      if (status === 0) {
+        mm.lock.readUnlock();
+        continue;
+      }
+      const faultAt = address + done;
+      let sleep: Promise<void> | null;
+      switch (status) {
+        case FAULT_MISSING:
+          sleep = handleMissingFault(this, vma, faultAt, write);
+          break;
+        case FAULT_WP:
+          sleep = handleWpFault(this, vma, faultAt);
+          break;
+        case FAULT_POISON:
+          mm.lock.readUnlock();
+          throw new SignalError(SIGBUS, faultAt, "poisoned page");
+        case FAULT_ACCESS:
+          mm.lock.readUnlock();
+          throw new SignalError(SIGSEGV, faultAt, "write to a read-only page");
+        case ENOMEM:
+          mm.lock.readUnlock();
+          throw new KernelError(ENOMEM, `out of memory: no frame to break copy-on-write at 0x${faultAt.toString(16)}`);
+        default:
+          mm.lock.readUnlock();
+          throw new Error(`access_vm returned unexpected status ${status}`);
+      }
+      if (sleep !== null) await sleep;
+    }
+  }
+
+  /**
+   * Creates a userfaultfd for this process's address space (userfaultfd(2)).
+   * Throws KernelError with EINVAL for flags other than O_CLOEXEC,
+   * O_NONBLOCK and UFFD_USER_MODE_ONLY.
+   */
+  userfaultfd(flags = 0): Userfaultfd {
+    this.checkAlive("userfaultfd");
+    requireNumber(flags, "flags");
+    if (!Number.isSafeInteger(flags) || (flags & ~(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)) !== 0 || flags < 0) {
+      throw new KernelError(EINVAL, `userfaultfd: invalid flags 0x${flags.toString(16)}`);
+    }
+    const ctx = new UffdContext(this.kernel, this.mm, flags);
+    this.kernel.contexts.add(ctx);
+    return new Userfaultfd(ctx, this);
+  }
+
+  /**
+   * Forks the process (fork(2)). The page tables are copied at once
+   * (dup_mmap). For each userfaultfd with UFFD_FEATURE_EVENT_FORK a FORK
+   * message is then queued, and the promise settles with the child only
+   * after the monitor has read it, as the real fork() blocks. Rejects with
+   * KernelError(ENOMEM) when frames run out; nothing is left behind then.
+   */
+  fork(): Promise<Process> {
+    this.checkAlive("fork");
+    return forkProcess(this);
+  }
+
+  /**
+   * Ends the process: its pages and tables are freed, its blocked accesses
+   * reject, its file table is closed, and its address space is dead, so
+   * userfaultfd ioctls on it return ESRCH.
+   */
+  exit(): void {
+    if (this.exitedFlag) return;
+    this.exitedFlag = true;
+    for (const ctx of this.kernel.contexts) ctx.wakeAll((waiter) => waiter.mm === this.mm, true);
+    for (const file of [...this.files]) file.close();
+    const mm = this.mm;
+    mm.lock.writeLock();
+    mm.removeAllVmas();
+    mm.users = 0;
+    this.kernel.core.exports.pgd_free(mm.pgd);
+    mm.pgd = 0;
+    mm.lock.writeUnlock();
+    this.kernel.processes.delete(this.pid);
+  }
+}

@@ -1,0 +1,194 @@
+// The userfaultfd context: features, the fault and event queues, and the
+// mmap_changing gate. Linux counterpart: struct userfaultfd_ctx and the
+// queueing half of fs/userfaultfd.c (handle_userfault,
+// userfaultfd_event_wait_completion, userfaultfd_ctx_read, wake_userfault).
+//
+// Fields are guarded as in the kernel by the queue locks, which this
+// single-threaded model does not need to spell out: every method runs to
+// completion before another task runs.
+
+import type { Kernel } from "../mm/kernel.js";
+import type { Mm } from "../mm/mm.js";
+import { PAGE_SIZE } from "../constants.js";
+import { pagefaultMsg, type PagefaultMsg } from "./messages.js";
+
+/** A thread asleep in handle_userfault, waiting to be woken. */
+export interface FaultWaiter {
+  /** Page-aligned fault address: what range wakes compare with. */
+  readonly address: number;
+  readonly msg: PagefaultMsg;
+  readonly mm: Mm;
+  /** Resumes the faulting access; `exited` when its process died meanwhile. */
+  readonly wake: (exited: boolean) => void;
+}
+
+/** A non-cooperative event whose producer sleeps until the event is read. */
+export interface EventWaiter {
+  readonly event: number;
+  /** For UFFD_EVENT_FORK: the context created for the child. */
+  readonly child: UffdContext | null;
+  /** Ends the producer's wait: `read` is false when the context was released. */
+  readonly complete: (read: boolean) => void;
+}
+
+/** How the kernel keeps mmap_changing, by version. */
+export type GateMode = "none" | "bool" | "counter";
+
+export class UffdContext {
+  readonly kernel: Kernel;
+  /** The address space whose faults this context receives. */
+  readonly mm: Mm;
+  /** userfaultfd() flags; inherited by a context created at fork. */
+  readonly flags: number;
+  /** Features enabled by UFFDIO_API; meaningful once `apiDone`. */
+  features = 0;
+  apiDone = false;
+  /** Set on the last close; never cleared. */
+  released = false;
+  /** Pending non-cooperative changes; COPY and ZEROPAGE fail with EAGAIN while above 0. */
+  mmapChanging = 0;
+  /** Open file references (Userfaultfd handles). */
+  files = 0;
+  /** Faults not yet returned by read(), oldest first. */
+  readonly faultPending: FaultWaiter[] = [];
+  /** Faults returned by read() whose threads still sleep. */
+  readonly faultRead = new Set<FaultWaiter>();
+  /** Events not yet read, oldest first. */
+  readonly eventQueue: EventWaiter[] = [];
+  /** Callbacks of waiting reads, run once when a message arrives or on release. */
+  private readers: Array<() => void> = [];
+
+  constructor(kernel: Kernel, mm: Mm, flags: number) {
+    this.kernel = kernel;
+    this.mm = mm;
+    this.flags = flags;
+  }
+
+  get gateMode(): GateMode {
+    return this.kernel.gateMode;
+  }
+
+  /** Returns whether fills must fail with EAGAIN now. */
+  get gateClosed(): boolean {
+    return this.gateMode !== "none" && this.mmapChanging > 0;
+  }
+
+  /** Raises mmap_changing at event preparation (dup_userfaultfd and the like). */
+  raiseMmapChanging(): void {
+    if (this.gateMode === "counter") this.mmapChanging++;
+    else if (this.gateMode === "bool") this.mmapChanging = 1;
+  }
+
+  /** Lowers mmap_changing when an event's producer resumes. */
+  lowerMmapChanging(): void {
+    if (this.gateMode === "counter") {
+      if (this.mmapChanging === 0) throw new Error("mmap_changing would go below zero");
+      this.mmapChanging--;
+    } else if (this.gateMode === "bool") {
+      // 4.18 to 5.14 kept a bool: the first completion opens the gate even
+      // while another event of the same context is still unread.
+      this.mmapChanging = 0;
+    }
+  }
+
+  get hasMessages(): boolean {
+    return this.faultPending.length > 0 || this.eventQueue.length > 0;
+  }
+
+  /** Registers a one-shot callback for the next message or release. */
+  onReadable(callback: () => void): void {
+    this.readers.push(callback);
+  }
+
+  private notifyReaders(): void {
+    if (this.readers.length === 0) return;
+    const readers = this.readers;
+    this.readers = [];
+    for (const reader of readers) reader();
+  }
+
+  /**
+   * Queues a fault and returns a promise that settles when a wake covers
+   * its address (handle_userfault). `exited` is true when the faulting
+   * process died while asleep.
+   */
+  queueFault(mm: Mm, address: number, flags: number, ptid: number, exact: boolean): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const pageAddress = address - (address % PAGE_SIZE);
+      const waiter: FaultWaiter = {
+        address: pageAddress,
+        msg: pagefaultMsg(flags, exact ? address : pageAddress, ptid),
+        mm,
+        wake: resolve,
+      };
+      this.faultPending.push(waiter);
+      this.kernel.stats.faults++;
+      this.notifyReaders();
+    });
+  }
+
+  /** Takes the oldest unread fault and moves it to the read set. */
+  takeFault(): FaultWaiter | undefined {
+    const waiter = this.faultPending.shift();
+    if (waiter !== undefined) this.faultRead.add(waiter);
+    return waiter;
+  }
+
+  /** Wakes every sleeping fault whose address is in [start, start + length). */
+  wakeRange(start: number, length: number): void {
+    if (this.faultPending.length === 0 && this.faultRead.size === 0) return;
+    const end = start + length;
+    const inRange = (waiter: FaultWaiter) => waiter.address >= start && waiter.address < end;
+    for (let i = 0; i < this.faultPending.length; ) {
+      const waiter = this.faultPending[i]!;
+      if (inRange(waiter)) {
+        this.faultPending.splice(i, 1);
+        waiter.wake(false);
+      } else {
+        i++;
+      }
+    }
+    for (const waiter of this.faultRead) {
+      if (inRange(waiter)) {
+        this.faultRead.delete(waiter);
+        waiter.wake(false);
+      }
+    }
+  }
+
+  /** Wakes every sleeping fault: at release, or with `exited` for a dead mm's threads. */
+  wakeAll(filter?: (waiter: FaultWaiter) => boolean, exited = false): void {
+    const pending = this.faultPending.splice(0);
+    for (const waiter of pending) {
+      if (filter && !filter(waiter)) this.faultPending.push(waiter);
+      else waiter.wake(exited);
+    }
+    for (const waiter of [...this.faultRead]) {
+      if (filter && !filter(waiter)) continue;
+      this.faultRead.delete(waiter);
+      waiter.wake(exited);
+    }
+  }
+
+  /**
+   * Queues an event and sleeps until a read() completes it, or until the
+   * context is released (userfaultfd_event_wait_completion). Returns true
+   * when the event was read. The caller lowers mmap_changing afterwards.
+   */
+  eventWaitCompletion(event: number, child: UffdContext | null): Promise<boolean> {
+    if (this.released) return Promise.resolve(false);
+    return new Promise<boolean>((resolve) => {
+      this.eventQueue.push({ event, child, complete: resolve });
+      this.notifyReaders();
+    });
+  }
+
+  /** Marks the context released and wakes every waiter (userfaultfd_release). */
+  release(): void {
+    this.released = true;
+    this.wakeAll();
+    const events = this.eventQueue.splice(0);
+    for (const event of events) event.complete(false);
+    this.notifyReaders();
+  }
+}

@@ -1,0 +1,42 @@
+// Messages read from a userfaultfd, as frozen values.
+// Linux counterpart: struct uffd_msg (include/uapi/linux/userfaultfd.h).
+
+import { EAGAIN, UFFD_EVENT_FORK, UFFD_EVENT_PAGEFAULT } from "../constants.js";
+import type { Userfaultfd } from "./userfaultfd.js";
+
+export interface PagefaultMsg {
+  readonly errno: 0;
+  readonly event: typeof UFFD_EVENT_PAGEFAULT;
+  /** UFFD_PAGEFAULT_FLAG_* bits. */
+  readonly flags: number;
+  /** Fault address: page aligned, or exact with UFFD_FEATURE_EXACT_ADDRESS. */
+  readonly address: number;
+  /** Faulting thread id with UFFD_FEATURE_THREAD_ID, else 0. */
+  readonly ptid: number;
+}
+
+export interface ForkMsg {
+  readonly errno: 0;
+  readonly event: typeof UFFD_EVENT_FORK;
+  /** The child's userfaultfd, installed in the reader's process. */
+  readonly uffd: Userfaultfd;
+}
+
+export type UffdMsg = PagefaultMsg | ForkMsg;
+
+/** The result of read() when no message is returned. */
+export interface ReadError {
+  readonly errno: number;
+}
+
+export type ReadResult = UffdMsg | ReadError;
+
+export function pagefaultMsg(flags: number, address: number, ptid: number): PagefaultMsg {
+  return Object.freeze({ errno: 0, event: UFFD_EVENT_PAGEFAULT, flags, address, ptid });
+}
+
+export function forkMsg(uffd: Userfaultfd): ForkMsg {
+  return Object.freeze({ errno: 0, event: UFFD_EVENT_FORK, uffd });
+}
+
+export const READ_EAGAIN: ReadError = Object.freeze({ errno: EAGAIN });

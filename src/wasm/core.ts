@@ -1,0 +1,155 @@
+// Loads the wasm core and gives it a typed face. The binaries are embedded
+// (see assembly/build.mjs), so loading needs neither the file system nor
+// fetch and works the same in Node and in a browser.
+
+import { debugSha256, debugWasm, releaseSha256, releaseWasm } from "./binaries.generated.js";
+
+/** The raw exports of assembly/index.ts; u32 results must be read with `>>> 0`. */
+export interface CoreExports {
+  readonly memory: WebAssembly.Memory;
+  init(capFrames: number, ioPages: number): number;
+  io_base(): number;
+  io_size(): number;
+  frame_base(): number;
+  zero_frame(): number;
+  frames_used(): number;
+  frames_capacity(): number;
+  frame_refcount(frame: number): number;
+  pages_done(): number;
+  pgd_alloc(): number;
+  pgd_free(root: number): number;
+  pte_read(root: number, va: number): number;
+  mfill_copy(dstRoot: number, dst: number, srcRoot: number, src: number, pages: number, pteFlags: number): number;
+  mfill_zeropage(dstRoot: number, dst: number, pages: number): number;
+  copy_page_range(dstRoot: number, srcRoot: number, start: number, pages: number, flags: number): number;
+  zap_page_range(root: number, start: number, pages: number): number;
+  free_pgtables(root: number, start: number, pages: number): number;
+  count_present(root: number, start: number, pages: number): number;
+  access_vm(root: number, va: number, len: number, flags: number): number;
+  do_anonymous_page(root: number, va: number, write: number): number;
+  set_copy_kernel(kernel: number): number;
+  get_copy_kernel(): number;
+  frames_alloc_contiguous(count: number): number;
+  copy_pages_bench(kernel: number, dst: number, dstPages: number, src: number, srcPages: number, count: number, rounds: number): number;
+  walk_cache_flush(): void;
+}
+
+export type CoreBuild = "release" | "debug";
+
+// Status codes of assembly/status.ts that are not errno numbers.
+export const SRC_FAULT = 1001;
+export const FAULT_MISSING = 1002;
+export const FAULT_WP = 1003;
+export const FAULT_ACCESS = 1004;
+export const FAULT_POISON = 1005;
+
+// PTE bits of assembly/pgtable.ts.
+export const PTE_PRESENT = 1 << 0;
+export const PTE_WRITE = 1 << 1;
+export const PTE_DIRTY = 1 << 6;
+export const PTE_ZERO = 1 << 9;
+export const PTE_UFFD_WP = 1 << 10;
+export const PTE_POISON = 1 << 11;
+export const PTE_FRAME_MASK = 0xfffff000;
+
+// copy_page_range flags of assembly/memory.ts.
+export const CPR_COW = 1;
+export const CPR_KEEP_UFFD_WP = 2;
+
+// access_vm flags of assembly/access.ts.
+export const ACCESS_WRITE = 1;
+export const ACCESS_VMA_WRITE = 2;
+
+export const COPY_KERNEL_MEMORY_COPY = 0;
+export const COPY_KERNEL_SIMD = 1;
+
+/** Raised when the wasm core aborts: a bug in the core, never bad input. */
+export class WasmCoreAbort extends Error {
+  override name = "WasmCoreAbort";
+}
+
+const modules = new Map<CoreBuild, Promise<WebAssembly.Module>>();
+
+function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
+  const binary = atob(text);
+  const bytes = new Uint8Array(new ArrayBuffer(binary.length));
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+function compiled(build: CoreBuild): Promise<WebAssembly.Module> {
+  let module = modules.get(build);
+  if (!module) {
+    module = WebAssembly.compile(decodeBase64(build === "release" ? releaseWasm : debugWasm));
+    modules.set(build, module);
+  }
+  return module;
+}
+
+/** SHA-256 (hex) of the embedded wasm binary of `build`. */
+export function wasmSha256(build: CoreBuild): string {
+  return build === "release" ? releaseSha256 : debugSha256;
+}
+
+/** Reads an AssemblyScript string (UTF-16, byte length at ptr - 4) from memory. */
+function liftString(memory: WebAssembly.Memory, ptr: number): string {
+  if (!ptr) return "";
+  const bytes = new Uint32Array(memory.buffer)[(ptr - 4) >>> 2] ?? 0;
+  return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, bytes >>> 1));
+}
+
+/** One instance of the wasm core with its I/O window. */
+export class WasmCore {
+  readonly build: CoreBuild;
+  readonly sha256: string;
+  readonly exports: CoreExports;
+  readonly ioBase: number;
+  readonly ioSize: number;
+  private view: Uint8Array;
+
+  private constructor(build: CoreBuild, exports: CoreExports) {
+    this.build = build;
+    this.sha256 = wasmSha256(build);
+    this.exports = exports;
+    this.ioBase = exports.io_base() >>> 0;
+    this.ioSize = exports.io_size() >>> 0;
+    this.view = new Uint8Array(exports.memory.buffer, this.ioBase, this.ioSize);
+  }
+
+  /**
+   * Instantiates the core with room for `capFrames` frames and an I/O window
+   * of `ioPages` pages. Throws RangeError when the layout cannot fit.
+   */
+  static async create(build: CoreBuild, capFrames: number, ioPages: number): Promise<WasmCore> {
+    let memory: WebAssembly.Memory | undefined;
+    const imports = {
+      env: {
+        abort(message: number, file: number, line: number, column: number): never {
+          const text = memory ? `${liftString(memory, message)} at ${liftString(memory, file)}:${line}:${column}` : "abort";
+          throw new WasmCoreAbort(`wasm core aborted: ${text}`);
+        },
+      },
+    };
+    const instance = await WebAssembly.instantiate(await compiled(build), imports);
+    const exports = instance.exports as unknown as CoreExports;
+    memory = exports.memory;
+    const status = exports.init(capFrames, ioPages);
+    if (status !== 0) {
+      throw new RangeError(`wasm core cannot hold ${capFrames} frames and a ${ioPages}-page I/O window (status ${status})`);
+    }
+    return new WasmCore(build, exports);
+  }
+
+  /** The I/O window, re-created after linear memory has grown. */
+  io(): Uint8Array {
+    if (this.view.buffer !== this.exports.memory.buffer) {
+      this.view = new Uint8Array(this.exports.memory.buffer, this.ioBase, this.ioSize);
+    }
+    return this.view;
+  }
+
+  /** A view of physical memory, for tests and benchmarks; valid until memory grows. */
+  bytes(address: number, length: number): Uint8Array {
+    return new Uint8Array(this.exports.memory.buffer, address, length);
+  }
+}
