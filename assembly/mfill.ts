@@ -9,7 +9,7 @@
 
 import { OK, ENOMEM, EEXIST, SRC_FAULT } from "./status";
 import { PAGE_SHIFT, PAGE_SIZE, frameAlloc, frameGet, zeroFrame } from "./frames";
-import { PTE_PRESENT, PTE_DIRTY, PTE_ZERO, PTE_UFFD_WP, pteTable, pteIndexSlot, pteFrame } from "./pgtable";
+import { PTE_PRESENT, PTE_DIRTY, PTE_ZERO, PTE_UFFD_WP, pteTableCached, pteIndexSlot, pteFrame } from "./pgtable";
 import { copyPage } from "./copy";
 
 /** Pages (or bytes, for byte loops) completed by the last range call. */
@@ -21,7 +21,7 @@ export function setPagesDone(count: u32): void {
 
 /** Returns the present frame address backing `va` in `root`, or 0. */
 function sourceFrame(root: usize, va: u64): usize {
-  const table = pteTable(root, va, false);
+  const table = pteTableCached(root, va, false);
   if (table == 0) return 0;
   const pte = load<u64>(pteIndexSlot(table, va));
   if ((pte & PTE_PRESENT) == 0) return 0;
@@ -44,7 +44,7 @@ export function mfillCopy(dstRoot: usize, dst: u64, srcRoot: usize, src: u64, pa
   for (let i: u32 = 0; i < pages; i++) {
     const dva = dst + (<u64>i << PAGE_SHIFT);
     if ((dva >> 21) != dstKey) {
-      dstTable = pteTable(dstRoot, dva, true);
+      dstTable = pteTableCached(dstRoot, dva, true);
       if (dstTable == 0) return ENOMEM;
       dstKey = dva >> 21;
     }
@@ -86,7 +86,7 @@ export function mfillZeropage(dstRoot: usize, dst: u64, pages: u32): i32 {
   for (let i: u32 = 0; i < pages; i++) {
     const dva = dst + (<u64>i << PAGE_SHIFT);
     if ((dva >> 21) != dstKey) {
-      dstTable = pteTable(dstRoot, dva, true);
+      dstTable = pteTableCached(dstRoot, dva, true);
       if (dstTable == 0) return ENOMEM;
       dstKey = dva >> 21;
     }

@@ -44,17 +44,24 @@ const LEVEL_MASK: u64 = 511;
 /** Set when the last walk that allocated could not get a table frame. */
 export let walkNoMemory: bool = false;
 
-// A one-entry cache of the last PTE table found: per-page loops over
-// consecutive pages walk the upper levels once per 512 pages.
-let cachedRoot: usize = 0;
-let cachedPmdKey: u64 = ~(<u64>0);
-let cachedTable: usize = 0;
+// A two-entry cache of PTE tables found by pteTableCached: a fill loop
+// alternates between its destination and its source tree, and walks each
+// one's upper levels once per 512 pages instead of once per page.
+let cacheRoot0: usize = 0;
+let cacheKey0: u64 = ~(<u64>0);
+let cacheTable0: usize = 0;
+let cacheRoot1: usize = 0;
+let cacheKey1: u64 = ~(<u64>0);
+let cacheTable1: usize = 0;
 
-/** Forgets the cached PTE table; called whenever a table is freed. */
+/** Forgets the cached PTE tables; called whenever a table is freed. */
 export function walkCacheFlush(): void {
-  cachedRoot = 0;
-  cachedPmdKey = ~(<u64>0);
-  cachedTable = 0;
+  cacheRoot0 = 0;
+  cacheKey0 = ~(<u64>0);
+  cacheTable0 = 0;
+  cacheRoot1 = 0;
+  cacheKey1 = ~(<u64>0);
+  cacheTable1 = 0;
 }
 
 // @ts-ignore: decorator
@@ -100,16 +107,27 @@ export function pteTable(root: usize, va: u64, allocate: bool): usize {
   return table + (<usize>((va >> PAGE_SHIFT) & LEVEL_MASK) << 3);
 }
 
-/** Returns the address of the PTE slot for `va`, as `pteTable` does for its table. */
-export function pteSlot(root: usize, va: u64, allocate: bool): usize {
+/** Returns the PTE table for `va` as `pteTable` does, through the two-entry cache. */
+export function pteTableCached(root: usize, va: u64, allocate: bool): usize {
   const key = va >> 21;
-  if (root == cachedRoot && key == cachedPmdKey) return pteIndexSlot(cachedTable, va);
+  if (root == cacheRoot0 && key == cacheKey0) return cacheTable0;
+  if (root == cacheRoot1 && key == cacheKey1) return cacheTable1;
   const table = pteTable(root, va, allocate);
   if (table == 0) return 0;
-  cachedRoot = root;
-  cachedPmdKey = key;
-  cachedTable = table;
-  return pteIndexSlot(table, va);
+  // The older entry moves to slot 1, the new one takes slot 0.
+  cacheRoot1 = cacheRoot0;
+  cacheKey1 = cacheKey0;
+  cacheTable1 = cacheTable0;
+  cacheRoot0 = root;
+  cacheKey0 = key;
+  cacheTable0 = table;
+  return table;
+}
+
+/** Returns the address of the PTE slot for `va`, as `pteTable` does for its table. */
+export function pteSlot(root: usize, va: u64, allocate: bool): usize {
+  const table = pteTableCached(root, va, allocate);
+  return table == 0 ? 0 : pteIndexSlot(table, va);
 }
 
 /** Returns the PTE for `va`, or 0 when none is mapped. */

@@ -17,7 +17,10 @@ export class Mm {
   private vmas: Vma[] = [];
   /** mm_users: 1 while the owning process lives, 0 after exit. */
   users = 1;
+  // The two VMAs found last: a COPY alternates between its destination and
+  // its source, often in one address space.
   private lastHit: Vma | undefined;
+  private previousHit: Vma | undefined;
 
   constructor(pgd: number) {
     this.pgd = pgd;
@@ -48,8 +51,15 @@ export class Mm {
   vmaLookup(address: number): Vma | undefined {
     const last = this.lastHit;
     if (last !== undefined && address >= last.start && address < last.end) return last;
+    const previous = this.previousHit;
+    if (previous !== undefined && address >= previous.start && address < previous.end) {
+      this.previousHit = last;
+      this.lastHit = previous;
+      return previous;
+    }
     const vma = this.vmas[this.indexAfter(address)];
     if (vma === undefined || vma.start > address) return undefined;
+    this.previousHit = last;
     this.lastHit = vma;
     return vma;
   }
@@ -65,6 +75,11 @@ export class Mm {
     return result;
   }
 
+  private forgetHits(): void {
+    this.lastHit = undefined;
+    this.previousHit = undefined;
+  }
+
   /** Adds a VMA that overlaps none; the caller holds the write lock. */
   insertVma(vma: Vma): void {
     const index = this.indexAfter(vma.start);
@@ -76,13 +91,13 @@ export class Mm {
   removeVma(vma: Vma): void {
     const index = this.vmas.indexOf(vma);
     if (index >= 0) this.vmas.splice(index, 1);
-    if (this.lastHit === vma) this.lastHit = undefined;
+    this.forgetHits();
   }
 
   removeAllVmas(): Vma[] {
     const all = this.vmas;
     this.vmas = [];
-    this.lastHit = undefined;
+    this.forgetHits();
     return all;
   }
 

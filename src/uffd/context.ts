@@ -68,9 +68,9 @@ export class UffdContext {
     return this.kernel.gateMode;
   }
 
-  /** Returns whether fills must fail with EAGAIN now. */
+  /** Returns whether fills must fail with EAGAIN now; never with gate mode "none", which keeps the count at 0. */
   get gateClosed(): boolean {
-    return this.gateMode !== "none" && this.mmapChanging > 0;
+    return this.mmapChanging > 0;
   }
 
   /** Raises mmap_changing at event preparation (dup_userfaultfd and the like). */
