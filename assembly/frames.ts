@@ -3,13 +3,15 @@
 //
 // Layout of linear memory (addresses grow to the right):
 //
-//   0         __heap_base   metaBase                                 frameBase
-//   +---------+-------------+----------------+--------------+-------+----------------------------+
-//   | AS data | (unused)    | refcount[cap]  | freeStack[cap]| I/O   | frame 0 | frame 1 | ...      |
-//   |         |             | u32 per frame  | u32 indices   | window| (zero)  |         | grows -> |
-//   +---------+-------------+----------------+--------------+-------+----------------------------+
+//   0         __heap_base   metaBase                                          frameBase
+//   +---------+-------------+---------------+----------------+----------+-------+----------------------------+
+//   | AS data | (unused)    | refcount[cap] | freeStack[cap] | kind[cap]| I/O   | frame 0 | frame 1 | ...      |
+//   |         |             | u32 per frame | u32 indices    | u8 each  | window| (zero)  |         | grows -> |
+//   +---------+-------------+---------------+----------------+----------+-------+----------------------------+
 //
-// A frame is named by its linear-memory address, which is 4 KiB aligned, so a
+// Each frame's kind (FRAME_*) says what it is used for, so the exports can
+// reject an address that is not a table root or a benchmark buffer instead
+// of walking garbage. A frame is named by its linear-memory address, which is 4 KiB aligned, so a
 // page-table entry can hold it directly (see pgtable.ts). Frame 0 is the
 // shared zero frame: it is never written and never freed. Linear memory grows
 // on demand in steps, and never past frameBase + cap * 4 KiB nor past the
@@ -22,8 +24,16 @@ export const PAGE_SIZE: u32 = 4096;
 const WASM_PAGE_SHIFT: u32 = 16;
 const WASM_PAGES_MAX: u32 = 65536;
 
+export const FRAME_FREE: u8 = 0;
+export const FRAME_PAGE: u8 = 1;
+export const FRAME_TABLE: u8 = 2;
+export const FRAME_ROOT: u8 = 3;
+export const FRAME_BENCH: u8 = 4;
+export const FRAME_ZERO: u8 = 5;
+
 let metaBase: usize = 0;
 let freeStackBase: usize = 0;
+let kindBase: usize = 0;
 export let ioBase: usize = 0;
 export let ioSize: u32 = 0;
 export let frameBase: usize = 0;
@@ -45,7 +55,7 @@ let initialized: bool = false;
 export function framesInit(cap: u32, ioPages: u32): i32 {
   if (initialized || cap < 2 || ioPages == 0) return EINVAL;
   const base = (<u64>__heap_base + 15) & ~(<u64>15);
-  const metaBytes = <u64>cap * 8;
+  const metaBytes = <u64>cap * 9;
   const ioStart = (base + metaBytes + PAGE_SIZE - 1) & ~(<u64>PAGE_SIZE - 1);
   const framesStart = ioStart + (<u64>ioPages << PAGE_SHIFT);
   const limit = <u64>WASM_PAGES_MAX << WASM_PAGE_SHIFT;
@@ -54,6 +64,7 @@ export function framesInit(cap: u32, ioPages: u32): i32 {
   if (!ensureMemory(framesStart + PAGE_SIZE)) return ENOMEM;
   metaBase = <usize>base;
   freeStackBase = metaBase + <usize>cap * 4;
+  kindBase = freeStackBase + <usize>cap * 4;
   ioBase = <usize>ioStart;
   ioSize = ioPages << PAGE_SHIFT;
   frameBase = <usize>framesStart;
@@ -62,8 +73,7 @@ export function framesInit(cap: u32, ioPages: u32): i32 {
   freeTop = 0;
   framesUsed = 0;
   initialized = true;
-  zeroFrame = frameAlloc();
-  store<u32>(refcountSlot(zeroFrame), 1);
+  zeroFrame = frameAlloc(FRAME_ZERO);
   return OK;
 }
 
@@ -91,17 +101,24 @@ function ensureMemory(end: u64): bool {
   return metaBase + (<usize>frameIndex(frame) << 2);
 }
 
-/** Returns whether `frame` is a frame address this pool has handed out. */
-export function isFrame(frame: usize): bool {
-  if (frame < frameBase || (frame & (PAGE_SIZE - 1)) != 0) return false;
-  return frameIndex(frame) < frameNext;
+/** Returns the FRAME_* kind of `frame`, or FRAME_FREE for any address that is not a live frame. */
+export function frameKind(frame: usize): u8 {
+  if (frame < frameBase || (frame & (PAGE_SIZE - 1)) != 0) return FRAME_FREE;
+  const index = frameIndex(frame);
+  if (index >= frameNext) return FRAME_FREE;
+  return load<u8>(kindBase + index);
+}
+
+export function setFrameKind(frame: usize, kind: u8): void {
+  store<u8>(kindBase + frameIndex(frame), kind);
 }
 
 /**
- * Takes a frame whose contents are unspecified, with refcount 1.
- * Returns its address, or 0 when the pool or linear memory is exhausted.
+ * Takes a frame of kind `kind` whose contents are unspecified, with
+ * refcount 1. Returns its address, or 0 when the pool or linear memory is
+ * exhausted.
  */
-export function frameAlloc(): usize {
+export function frameAlloc(kind: u8 = FRAME_PAGE): usize {
   let frame: usize;
   if (freeTop > 0) {
     freeTop--;
@@ -113,15 +130,16 @@ export function frameAlloc(): usize {
     frameNext++;
   }
   store<u32>(refcountSlot(frame), 1);
+  setFrameKind(frame, kind);
   framesUsed++;
   return frame;
 }
 
-/** Takes a frame filled with zeros, with refcount 1; 0 when exhausted. */
-export function frameAllocZeroed(): usize {
+/** Takes a frame of kind `kind` filled with zeros, with refcount 1; 0 when exhausted. */
+export function frameAllocZeroed(kind: u8 = FRAME_PAGE): usize {
   // Frames never handed out are still zero from memory.grow.
   const fresh = freeTop == 0;
-  const frame = frameAlloc();
+  const frame = frameAlloc(kind);
   if (frame != 0 && !fresh) memory.fill(frame, 0, PAGE_SIZE);
   return frame;
 }
@@ -145,6 +163,7 @@ export function framePut(frame: usize): void {
   if (count == 1 && frame == zeroFrame) return; // the zero frame is pinned
   store<u32>(slot, count - 1);
   if (count == 1) {
+    setFrameKind(frame, FRAME_FREE);
     store<u32>(freeStackBase + (<usize>freeTop << 2), frameIndex(frame));
     freeTop++;
     framesUsed--;
@@ -162,6 +181,7 @@ export function framesAllocContiguous(count: u32): usize {
   if (!ensureMemory(<u64>first + (<u64>count << PAGE_SHIFT))) return 0;
   for (let i: u32 = 0; i < count; i++) {
     store<u32>(metaBase + (<usize>(frameNext + i) << 2), 1);
+    store<u8>(kindBase + frameNext + i, FRAME_BENCH);
   }
   frameNext += count;
   framesUsed += count;

@@ -8,12 +8,13 @@
 
 import { OK, EINVAL } from "./status";
 import {
-  PAGE_SHIFT, framesInit, isFrame, framesUsedCount, framesCapacity, framesAllocContiguous,
+  PAGE_SHIFT, FRAME_BENCH, FRAME_FREE, FRAME_ROOT, framesInit, frameKind, framesUsedCount, framesCapacity, framesAllocContiguous,
   frameRefcount, frameBase, ioBase, ioSize, zeroFrame,
 } from "./frames";
 import { TASK_SIZE, pgdAlloc, pgdFree, pteRead, freePteTables, walkCacheFlush } from "./pgtable";
 import { setCopyKernel, getCopyKernel, copyPagesBench } from "./copy";
-import { mfillCopy, mfillZeropage, pagesDone } from "./mfill";
+import { mfillCopy, mfillZeropage, mfillPoison, movePages, pagesDone } from "./mfill";
+import { mwriteprotectRange } from "./protect";
 import { copyPageRange, zapPageRange, countPresent } from "./memory";
 import { accessVm, doAnonymousPage } from "./access";
 
@@ -32,7 +33,16 @@ const TASK_SIZE_F64: f64 = <f64>TASK_SIZE;
 
 // @ts-ignore: decorator
 @inline function validRoot(root: u32): bool {
-  return isFrame(<usize>root) && <usize>root != zeroFrame;
+  return frameKind(<usize>root) == FRAME_ROOT;
+}
+
+/** Returns whether [start, start + pages frames) was handed out by frames_alloc_contiguous. */
+function benchBuffer(start: u32, pages: u32): bool {
+  if (pages == 0) return false;
+  for (let i: u32 = 0; i < pages; i++) {
+    if (frameKind(<usize>start + (<usize>i << PAGE_SHIFT)) != FRAME_BENCH) return false;
+  }
+  return true;
 }
 
 export function init(capFrames: u32, ioPages: u32): i32 {
@@ -64,7 +74,7 @@ export function frames_capacity(): u32 {
 }
 
 export function frame_refcount(frame: u32): u32 {
-  return isFrame(<usize>frame) ? frameRefcount(<usize>frame) : 0;
+  return frameKind(<usize>frame) != FRAME_FREE ? frameRefcount(<usize>frame) : 0;
 }
 
 /** Number of pages (or bytes, for access_vm) the last range call completed. */
@@ -93,7 +103,7 @@ export function pte_read(root: u32, va: f64): u32 {
 
 export function mfill_copy(dstRoot: u32, dst: f64, srcRoot: u32, src: f64, pages: u32, pteFlags: u32): i32 {
   if (!validRoot(dstRoot) || !validRoot(srcRoot) || !validRange(dst, pages)) return EINVAL;
-  if (!validAddress(src) || src + <f64>(pages + 1) * 4096 > TASK_SIZE_F64) return EINVAL;
+  if (!validAddress(src) || src + (<f64>pages + 1) * 4096 > TASK_SIZE_F64) return EINVAL;
   return mfillCopy(<usize>dstRoot, <u64>dst, <usize>srcRoot, <u64>src, pages, <u64>pteFlags & 0x402);
 }
 
@@ -103,7 +113,7 @@ export function mfill_zeropage(dstRoot: u32, dst: f64, pages: u32): i32 {
 }
 
 export function copy_page_range(dstRoot: u32, srcRoot: u32, start: f64, pages: u32, flags: u32): i32 {
-  if (!validRoot(dstRoot) || !validRoot(srcRoot) || !validRange(start, pages)) return EINVAL;
+  if (!validRoot(dstRoot) || !validRoot(srcRoot) || dstRoot == srcRoot || !validRange(start, pages)) return EINVAL;
   const from = <u64>start;
   return copyPageRange(<usize>dstRoot, <usize>srcRoot, from, from + (<u64>pages << PAGE_SHIFT), flags);
 }
@@ -154,13 +164,26 @@ export function frames_alloc_contiguous(count: u32): u32 {
 }
 
 export function copy_pages_bench(kernel: i32, dst: u32, dstPages: u32, src: u32, srcPages: u32, count: u32, rounds: u32): i32 {
-  const dstEnd = <u64>dst + (<u64>dstPages << PAGE_SHIFT);
-  const srcEnd = <u64>src + (<u64>srcPages << PAGE_SHIFT);
-  const limit = <u64>memory.size() << 16;
-  if (dst < <u32>frameBase || src < <u32>frameBase || dstEnd > limit || srcEnd > limit) return EINVAL;
+  if (!benchBuffer(dst, dstPages) || !benchBuffer(src, srcPages)) return EINVAL;
   return copyPagesBench(kernel, <usize>dst, dstPages, <usize>src, srcPages, count, rounds);
 }
 
 export function walk_cache_flush(): void {
   walkCacheFlush();
+}
+
+export function mfill_poison(dstRoot: u32, dst: f64, pages: u32): i32 {
+  if (!validRoot(dstRoot) || !validRange(dst, pages)) return EINVAL;
+  return mfillPoison(<usize>dstRoot, <u64>dst, pages);
+}
+
+export function move_pages(root: u32, dst: f64, src: f64, pages: u32, flags: u32): i32 {
+  if (!validRoot(root) || !validRange(dst, pages) || !validRange(src, pages)) return EINVAL;
+  return movePages(<usize>root, <u64>dst, <u64>src, pages, flags);
+}
+
+export function mwriteprotect_range(root: u32, start: f64, pages: u32, flags: u32): i32 {
+  if (!validRoot(root) || !validRange(start, pages)) return EINVAL;
+  const from = <u64>start;
+  return mwriteprotectRange(<usize>root, from, from + (<u64>pages << PAGE_SHIFT), flags);
 }

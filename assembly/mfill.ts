@@ -7,9 +7,9 @@
 // first page they cannot fill, and leave the number of pages filled in
 // `pagesDone` with the status that stopped them.
 
-import { OK, ENOMEM, EEXIST, SRC_FAULT } from "./status";
-import { PAGE_SHIFT, PAGE_SIZE, frameAlloc, frameGet, zeroFrame } from "./frames";
-import { PTE_PRESENT, PTE_DIRTY, PTE_ZERO, PTE_UFFD_WP, pteTableCached, pteIndexSlot, pteFrame } from "./pgtable";
+import { OK, ENOMEM, EEXIST, ENOENT, EBUSY, EFAULT, SRC_FAULT } from "./status";
+import { PAGE_SHIFT, PAGE_SIZE, frameAlloc, frameGet, frameRefcount, zeroFrame } from "./frames";
+import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_ZERO, PTE_UFFD_WP, PTE_POISON, pteTableCached, pteIndexSlot, pteFrame } from "./pgtable";
 import { copyPage } from "./copy";
 
 /** Pages (or bytes, for byte loops) completed by the last range call. */
@@ -94,6 +94,69 @@ export function mfillZeropage(dstRoot: usize, dst: u64, pages: u32): i32 {
     if (load<u64>(slot) != 0) return EEXIST;
     frameGet(zeroFrame);
     store<u64>(slot, <u64>zeroFrame | PTE_PRESENT | PTE_ZERO);
+    pagesDone = i + 1;
+  }
+  return OK;
+}
+
+/**
+ * Puts poison markers at `pages` pages from `dst` (UFFDIO_POISON); a later
+ * access to them gets SIGBUS. Any non-empty entry stops the loop with EEXIST.
+ */
+export function mfillPoison(dstRoot: usize, dst: u64, pages: u32): i32 {
+  pagesDone = 0;
+  for (let i: u32 = 0; i < pages; i++) {
+    const dva = dst + (<u64>i << PAGE_SHIFT);
+    const table = pteTableCached(dstRoot, dva, true);
+    if (table == 0) return ENOMEM;
+    const slot = pteIndexSlot(table, dva);
+    if (load<u64>(slot) != 0) return EEXIST;
+    store<u64>(slot, PTE_POISON);
+    pagesDone = i + 1;
+  }
+  return OK;
+}
+
+/** move_pages flag: count a missing source page as moved instead of failing with ENOENT. */
+export const MOVE_ALLOW_SRC_HOLES: u32 = 2;
+/** move_pages flag: the destination VMA allows writes. */
+export const MOVE_DST_WRITE: u32 = 4;
+
+/**
+ * Moves `pages` pages from `src` to `dst` within one address space
+ * (UFFDIO_MOVE): each source frame is re-homed at the destination and the
+ * source entry cleared, with no copy. Stops with EEXIST at a populated
+ * destination, ENOENT at a missing source (unless MOVE_ALLOW_SRC_HOLES),
+ * EBUSY at a source frame shared with another mapping (copy-on-write after
+ * fork), EFAULT at a source marker, or ENOMEM.
+ */
+export function movePages(root: usize, dst: u64, src: u64, pages: u32, flags: u32): i32 {
+  pagesDone = 0;
+  for (let i: u32 = 0; i < pages; i++) {
+    const dva = dst + (<u64>i << PAGE_SHIFT);
+    const sva = src + (<u64>i << PAGE_SHIFT);
+    const dstTable = pteTableCached(root, dva, true);
+    if (dstTable == 0) return ENOMEM;
+    const dstSlot = pteIndexSlot(dstTable, dva);
+    if (load<u64>(dstSlot) != 0) return EEXIST;
+    const srcTable = pteTableCached(root, sva, false);
+    const srcSlot: usize = srcTable == 0 ? <usize>0 : pteIndexSlot(srcTable, sva);
+    const pte: u64 = srcSlot == 0 ? 0 : load<u64>(srcSlot);
+    if (pte == 0) {
+      if ((flags & MOVE_ALLOW_SRC_HOLES) == 0) return ENOENT;
+      pagesDone = i + 1;
+      continue;
+    }
+    if ((pte & PTE_PRESENT) == 0) return EFAULT;
+    const frame = pteFrame(pte);
+    if (frame == zeroFrame) {
+      store<u64>(dstSlot, <u64>zeroFrame | PTE_PRESENT | PTE_ZERO);
+    } else {
+      if (frameRefcount(frame) != 1) return EBUSY;
+      const write = (flags & MOVE_DST_WRITE) != 0 ? PTE_WRITE : 0;
+      store<u64>(dstSlot, <u64>frame | PTE_PRESENT | PTE_DIRTY | write);
+    }
+    store<u64>(srcSlot, 0);
     pagesDone = i + 1;
   }
   return OK;

@@ -26,7 +26,7 @@
 //
 // Page tables are frames from the same pool. They hold refcount 1 each.
 
-import { PAGE_SHIFT, frameAllocZeroed, framePut } from "./frames";
+import { PAGE_SHIFT, FRAME_ROOT, FRAME_TABLE, frameAllocZeroed, framePut } from "./frames";
 
 export const PTE_PRESENT: u64 = 1 << 0;
 export const PTE_WRITE: u64 = 1 << 1;
@@ -79,7 +79,7 @@ function nextTable(slot: usize, allocate: bool): usize {
   const entry = load<u64>(slot);
   if (entry != 0) return pteFrame(entry);
   if (!allocate) return 0;
-  const table = frameAllocZeroed();
+  const table = frameAllocZeroed(FRAME_TABLE);
   if (table == 0) {
     walkNoMemory = true;
     return 0;
@@ -138,7 +138,7 @@ export function pteRead(root: usize, va: u64): u64 {
 
 /** Takes a zeroed frame to serve as a new top-level table; 0 when exhausted. */
 export function pgdAlloc(): usize {
-  return frameAllocZeroed();
+  return frameAllocZeroed(FRAME_ROOT);
 }
 
 /**

@@ -59,3 +59,12 @@ export function requireObject(value: unknown, name: string): Record<string, unkn
 export function asU64(value: number): number {
   return Number.isSafeInteger(value) && value >= 0 ? value : Infinity;
 }
+
+/**
+ * Returns whether `value`, a result of asU64, has no bit outside `mask`
+ * (a mask below 2^31). Unlike `value & ~mask`, which keeps only the low 32
+ * bits, this rejects bits above bit 31 and values asU64 made Infinity.
+ */
+export function hasOnlyBits(value: number, mask: number): boolean {
+  return value <= 0x7fffffff && (value & ~mask) === 0;
+}

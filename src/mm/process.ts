@@ -7,7 +7,7 @@ import {
   EINVAL, ENOMEM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
   SIGBUS, SIGSEGV, TASK_SIZE, O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY,
 } from "../constants.js";
-import { KernelError, SignalError, asU64, requireNumber } from "../errors.js";
+import { KernelError, SignalError, asU64, hasOnlyBits, requireNumber } from "../errors.js";
 import { ACCESS_VMA_WRITE, ACCESS_WRITE, FAULT_ACCESS, FAULT_MISSING, FAULT_POISON, FAULT_WP } from "../wasm/core.js";
 import { UffdContext } from "../uffd/context.js";
 import { Userfaultfd } from "../uffd/userfaultfd.js";
@@ -67,8 +67,8 @@ export class Process {
     requireNumber(prot, "prot");
     requireNumber(flags, "flags");
     const len = asU64(length);
-    if (len === 0 || (prot & ~(PROT_READ | PROT_WRITE)) !== 0) return -EINVAL;
-    if ((flags & ~(MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_SHARED)) !== 0) return -EINVAL;
+    if (len === 0 || !hasOnlyBits(asU64(prot), PROT_READ | PROT_WRITE)) return -EINVAL;
+    if (!hasOnlyBits(asU64(flags), MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_SHARED)) return -EINVAL;
     // NOTE: only private anonymous memory is modelled so far; shared
     // mappings are refused rather than silently treated as private.
     if ((flags & MAP_ANONYMOUS) === 0 || (flags & MAP_SHARED) !== 0 || (flags & MAP_PRIVATE) === 0) return -EINVAL;
@@ -229,7 +229,7 @@ export class Process {
   userfaultfd(flags = 0): Userfaultfd {
     this.checkAlive("userfaultfd");
     requireNumber(flags, "flags");
-    if (!Number.isSafeInteger(flags) || (flags & ~(O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)) !== 0 || flags < 0) {
+    if (!hasOnlyBits(asU64(flags), O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)) {
       throw new KernelError(EINVAL, `userfaultfd: invalid flags 0x${flags.toString(16)}`);
     }
     const ctx = new UffdContext(this.kernel, this.mm, flags);

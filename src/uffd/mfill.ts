@@ -14,7 +14,7 @@ import {
   EAGAIN, EFAULT, EINVAL, ENOENT, ENOMEM, ESRCH, PAGE_SIZE, TASK_SIZE,
   UFFDIO_COPY_MODE_DONTWAKE, UFFDIO_COPY_MODE_WP, UFFDIO_ZEROPAGE_MODE_DONTWAKE,
 } from "../constants.js";
-import { asU64, requireNumber, requireObject } from "../errors.js";
+import { asU64, hasOnlyBits, requireNumber, requireObject } from "../errors.js";
 import type { Mm } from "../mm/mm.js";
 import { VM_UFFD_WP } from "../mm/vma.js";
 import { PTE_UFFD_WP, PTE_WRITE, SRC_FAULT } from "../wasm/core.js";
@@ -101,7 +101,7 @@ export function uffdioCopy(ctx: UffdContext, srcMm: Mm, argsIn: CopyArgs): CopyR
 
   if (ctx.gateClosed) return copyResult(EAGAIN, gateEagain(ctx, preset));
   if (!rangeValid(dst, len, kernel.mmapMinAddr) || !sourceRangeValid(src, len)) return copyResult(EINVAL, preset);
-  if ((mode & ~(UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)) !== 0) return copyResult(EINVAL, preset);
+  if (!hasOnlyBits(mode, UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)) return copyResult(EINVAL, preset);
   if (!ctx.mm.alive) return copyResult(ESRCH, preset);
 
   const result = mfillAtomicCopy(ctx, srcMm, dst, src, len, mode);
@@ -120,7 +120,7 @@ export function uffdioZeropage(ctx: UffdContext, argsIn: ZeropageArgs): Zeropage
 
   if (ctx.gateClosed) return zeropageResult(EAGAIN, gateEagain(ctx, preset));
   if (!rangeValid(start, len, kernel.mmapMinAddr)) return zeropageResult(EINVAL, preset);
-  if ((mode & ~UFFDIO_ZEROPAGE_MODE_DONTWAKE) !== 0) return zeropageResult(EINVAL, preset);
+  if (!hasOnlyBits(mode, UFFDIO_ZEROPAGE_MODE_DONTWAKE)) return zeropageResult(EINVAL, preset);
   if (!ctx.mm.alive) return zeropageResult(ESRCH, preset);
 
   const result = mfillAtomicZeropage(ctx, start, len);

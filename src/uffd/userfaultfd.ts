@@ -9,7 +9,7 @@ import {
   UFFDIO_REGISTER_MODE_MINOR, UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP,
   _UFFDIO_COPY, _UFFDIO_WAKE, _UFFDIO_ZEROPAGE,
 } from "../constants.js";
-import { asU64, requireNumber, requireObject } from "../errors.js";
+import { asU64, hasOnlyBits, requireNumber, requireObject } from "../errors.js";
 import type { Process } from "../mm/process.js";
 import { VM_UFFD_MISSING } from "../mm/vma.js";
 import type { UffdContext } from "./context.js";
@@ -113,7 +113,7 @@ export class Userfaultfd {
     const fail = (errno: number): RegisterResult => Object.freeze({ errno, ioctls: 0n });
     if (!ctx.apiDone) return fail(EINVAL);
     const modes = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR;
-    if (mode === 0 || (mode & ~modes) !== 0) return fail(EINVAL);
+    if (mode === 0 || !hasOnlyBits(mode, modes)) return fail(EINVAL);
     // NOTE: WP and MINOR registration are not modelled yet; they fail as on
     // a kernel without support for them.
     if (mode !== UFFDIO_REGISTER_MODE_MISSING) return fail(EINVAL);
