@@ -338,7 +338,7 @@ describe("release during fork", () => {
     expect(fork.state).toBe("pending");
     expect(env.uffd.ctx.released).toBe(false);
 
-    for (const file of [...halfBuilt!.files]) file.close();
+    for (const file of [...halfBuilt!.files.values()]) file.close();
     const child = await settled(fork);
     expect(child).toBe(halfBuilt);
     expect(env.uffd.ctx.mmapChanging).toBe(0);

@@ -66,7 +66,7 @@ export async function forkProcess(parent: Process): Promise<Process> {
   if (child === null) throw new KernelError(ENOMEM, "fork: no frame for the child's page table");
   // copy_files runs before copy_mm: the half-built child already holds the
   // parent's open files while fork waits for the monitor.
-  for (const file of parent.files) file.dupInto(child);
+  for (const [fd, file] of parent.files) file.dupInto(child, fd);
 
   const contexts = new Map<UffdContext, UffdContext>();
   let status = 0;

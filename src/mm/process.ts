@@ -34,8 +34,8 @@ export class Process {
   readonly kernel: Kernel;
   readonly pid: number;
   readonly mm: Mm;
-  /** The userfaultfds in this process's file table. */
-  readonly files = new Set<Userfaultfd>();
+  /** The file table: open userfaultfds by descriptor number. */
+  readonly files = new Map<number, Userfaultfd>();
   private exitedFlag = false;
 
   /** Use Kernel.createProcess() or fork(). */
@@ -222,6 +222,16 @@ export class Process {
   }
 
   /**
+   * Returns the lowest free descriptor number, as the kernel's fd allocation
+   * does; 0, 1 and 2 count as taken by standard input, output and error.
+   */
+  lowestFreeFd(): number {
+    let fd = 3;
+    while (this.files.has(fd)) fd++;
+    return fd;
+  }
+
+  /**
    * Creates a userfaultfd for this process's address space (userfaultfd(2)).
    * Throws KernelError with EINVAL for flags other than O_CLOEXEC,
    * O_NONBLOCK and UFFD_USER_MODE_ONLY.
@@ -258,7 +268,7 @@ export class Process {
     if (this.exitedFlag) return;
     this.exitedFlag = true;
     for (const ctx of this.kernel.contexts) ctx.wakeAll((waiter) => waiter.mm === this.mm, true);
-    for (const file of [...this.files]) file.close();
+    for (const file of [...this.files.values()]) file.close();
     const mm = this.mm;
     mm.lock.writeLock();
     mm.removeAllVmas();

@@ -66,20 +66,27 @@ export class Userfaultfd {
   readonly ctx: UffdContext;
   /** The process whose file table holds this file; COPY reads `src` in its address space. */
   readonly owner: Process;
+  /** The descriptor number in the owner's file table. */
+  readonly fd: number;
   private closed = false;
 
-  /** Use Process.userfaultfd(). */
-  constructor(ctx: UffdContext, owner: Process) {
+  /** Use Process.userfaultfd(). Installs the file at `fd`, by default the lowest free number. */
+  constructor(ctx: UffdContext, owner: Process, fd = owner.lowestFreeFd()) {
+    if (owner.files.has(fd)) throw new Error(`userfaultfd: descriptor ${fd} of process ${owner.pid} is in use`);
     this.ctx = ctx;
     this.owner = owner;
+    this.fd = fd;
     ctx.files++;
-    owner.files.add(this);
+    owner.files.set(fd, this);
   }
 
-  /** Opens another handle on the same context in `process` (dup, or passing the fd over a socket). */
-  dupInto(process: Process): Userfaultfd {
+  /**
+   * Opens another handle on the same context in `process` (dup, or passing
+   * the fd over a socket), at descriptor `fd` or the lowest free one.
+   */
+  dupInto(process: Process, fd?: number): Userfaultfd {
     this.checkOpen();
-    return new Userfaultfd(this.ctx, process);
+    return new Userfaultfd(this.ctx, process, fd);
   }
 
   private checkOpen(): void {
@@ -253,7 +260,7 @@ export class Userfaultfd {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.owner.files.delete(this);
+    this.owner.files.delete(this.fd);
     const ctx = this.ctx;
     if (--ctx.files > 0) return;
     const mm = ctx.mm;
