@@ -1,0 +1,81 @@
+// Runs benchmark tasks with tinybench and returns their latency summaries.
+
+import { Bench, type FnOptions } from "tinybench";
+import type { Timing } from "./config.js";
+import { summarizeSamples, type LatencySummary } from "./stats.js";
+
+export interface TaskSpec {
+  name: string;
+  /** One sample: the timed work. Hooks in `options` run outside the timing. */
+  fn: () => unknown;
+  /** Whether `fn` returns a promise to await inside the timing. */
+  async: boolean;
+  options?: Omit<FnOptions, "async">;
+}
+
+function createBench(timing: Timing, share: number): Bench {
+  return new Bench({
+    time: timing.time * share,
+    iterations: Math.max(1, Math.ceil(timing.iterations * share)),
+    warmupTime: timing.warmupTime,
+    warmupIterations: timing.warmupIterations,
+    retainSamples: true,
+    throws: true,
+  });
+}
+
+export interface MeasureOptions {
+  /** Runs between the two halves of an interleaved measurement (two or more tasks), outside any timing. */
+  betweenHalves?: () => void;
+}
+
+/** Runs `tasks` in one tinybench Bench and returns each task's samples, in milliseconds. */
+async function runHalf(timing: Timing, tasks: readonly TaskSpec[], share: number): Promise<Map<string, readonly number[]>> {
+  const bench = createBench(timing, share);
+  for (const task of tasks) {
+    // Stating `async` keeps tinybench from calling fn once at add() time
+    // to find out, which would run a sample outside its hooks.
+    bench.add(task.name, task.fn, { ...task.options, async: task.async });
+  }
+  await bench.run();
+  const samples = new Map<string, readonly number[]>();
+  for (const benchTask of bench.tasks) {
+    const result = benchTask.result;
+    if (result.state !== "completed") {
+      throw new Error(`benchmark task "${benchTask.name}" ended in state ${result.state}`);
+    }
+    samples.set(benchTask.name, result.latency.samples ?? []);
+  }
+  return samples;
+}
+
+/**
+ * Warms up and runs `tasks` with tinybench and returns each task's latency
+ * summary by name. With more than one task the runs are interleaved as
+ * A B ... then ... B A, each half with half the time budget, and the
+ * halves' samples are merged, so a drift of the host's speed shifts every
+ * task alike. A task that throws rejects the whole call.
+ */
+export async function measureTasks(
+  timing: Timing,
+  tasks: readonly TaskSpec[],
+  options: MeasureOptions = {},
+): Promise<Map<string, LatencySummary>> {
+  const names = new Set(tasks.map((task) => task.name));
+  if (names.size !== tasks.length) throw new Error("benchmark task names must be unique");
+  if (tasks.length === 1) {
+    const samples = await runHalf(timing, tasks, 1);
+    return new Map([...samples].map(([name, values]) => [name, summarizeSamples(values)]));
+  }
+  const first = await runHalf(timing, tasks, 0.5);
+  options.betweenHalves?.();
+  const second = await runHalf(timing, [...tasks].reverse(), 0.5);
+  return new Map(tasks.map((task) => [task.name, summarizeSamples([...first.get(task.name)!, ...second.get(task.name)!])]));
+}
+
+/** Returns the summary of task `name`; throws when it is missing. */
+export function summaryOf(summaries: Map<string, LatencySummary>, name: string): LatencySummary {
+  const summary = summaries.get(name);
+  if (summary === undefined) throw new Error(`no result for benchmark task "${name}"`);
+  return summary;
+}

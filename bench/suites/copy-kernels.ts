@@ -1,0 +1,134 @@
+// Page copy kernels on their own, in GB/s: the wasm memory.copy and SIMD
+// kernels (through the core's copy_pages_bench export, one host call per
+// sample) and a JS baseline, Uint8Array.prototype.set on a kept view of the
+// same wasm memory. Each runs warm (a few destination pages reused, in
+// cache) and streaming (a large destination filled 4 KiB at a time), both
+// fed from one hot source page.
+
+import { Kernel } from "../../src/index.js";
+// NOTE: the kernel ids are not re-exported by src/index.ts yet.
+import { COPY_KERNEL_MEMORY_COPY, COPY_KERNEL_SIMD } from "../../src/wasm/core.js";
+import { PAGE_SIZE, formatBytes, type SuiteContext } from "../config.js";
+import { measureTasks, summaryOf } from "../measure.js";
+import { throughputFigure, type Figure } from "../stats.js";
+import { allocateFrames } from "./setup.js";
+
+export const COPY_GROUP = "copy kernels (4 KiB pages)";
+/** Destination pages the warm figures cycle through; the native anchor uses the same. */
+export const WARM_DST_PAGES = 4;
+
+export const copyFigureId = (variant: CopyVariant, shape: "warm" | "streaming") => `copy.${variant}.${shape}`;
+export const FIRST_TOUCH_ID = "copy.first_touch";
+
+export type CopyVariant = "wasm_memory_copy" | "wasm_simd" | "js_set";
+
+const VARIANT_NAMES: Record<CopyVariant, string> = {
+  wasm_memory_copy: "wasm memory.copy",
+  wasm_simd: "wasm SIMD v128",
+  js_set: "JS Uint8Array.set",
+};
+
+/** The wasm kernel id of each wasm variant. */
+const KERNEL_IDS: Partial<Record<CopyVariant, number>> = {
+  wasm_memory_copy: COPY_KERNEL_MEMORY_COPY,
+  wasm_simd: COPY_KERNEL_SIMD,
+};
+
+/** Returns the variant of the kernel the model's page copies use. */
+export function modelCopyVariant(kernelId: number): CopyVariant {
+  return kernelId === COPY_KERNEL_SIMD ? "wasm_simd" : "wasm_memory_copy";
+}
+
+export interface CopyKernelsResult {
+  figures: Figure[];
+  /** The kernel id the core selects by default (get_copy_kernel at start). */
+  defaultKernel: number;
+  wasmSha256: string;
+}
+
+/**
+ * Times the copy kernels. `betweenHalves` runs between the two halves of the
+ * interleaved measurement; the runner times the native anchor there.
+ */
+export async function runCopyKernels(context: SuiteContext, betweenHalves?: () => void): Promise<CopyKernelsResult> {
+  const { config, progress } = context;
+  const kernel = await Kernel.create({ maxMemory: config.maxMemory });
+  const core = kernel.core;
+  const exports = core.exports;
+  const defaultKernel = exports.get_copy_kernel();
+  const streamingPages = config.streamingPages;
+  const warmPages = config.warmPagesPerSample;
+
+  // Every allocation happens before the views below: growing memory would detach them.
+  const src = allocateFrames(kernel, 1, "source page");
+  const warmDst = allocateFrames(kernel, WARM_DST_PAGES, "warm destination");
+  const streamingDst = allocateFrames(kernel, streamingPages, "streaming destination");
+
+  const copyWasm = (kernelId: number, dst: number, dstPages: number, count: number) => {
+    const status = exports.copy_pages_bench(kernelId, dst, dstPages, src, 1, count, 1);
+    if (status !== 0) throw new Error(`copy_pages_bench(kernel ${kernelId}, ${count} pages) returned status ${status}`);
+  };
+
+  core.bytes(src, PAGE_SIZE).fill(0x5a);
+  core.bytes(warmDst, WARM_DST_PAGES * PAGE_SIZE).fill(1);
+  // The first pass over the streaming destination touches every page for
+  // the first time. It is timed on its own and kept out of the samples.
+  progress(`copy kernels: first touch of ${formatBytes(streamingPages * PAGE_SIZE)}`);
+  const touchStart = performance.now();
+  copyWasm(COPY_KERNEL_MEMORY_COPY, streamingDst, streamingPages, streamingPages);
+  const firstTouchMs = performance.now() - touchStart;
+
+  const srcView = core.bytes(src, PAGE_SIZE);
+  const warmView = core.bytes(warmDst, WARM_DST_PAGES * PAGE_SIZE);
+  const streamingView = core.bytes(streamingDst, streamingPages * PAGE_SIZE);
+  const copyJs = (dst: Uint8Array, dstPages: number, count: number) => {
+    let page = 0;
+    for (let i = 0; i < count; i++) {
+      dst.set(srcView, page * PAGE_SIZE);
+      if (++page === dstPages) page = 0;
+    }
+  };
+
+  const variants: CopyVariant[] = ["wasm_memory_copy", "wasm_simd", "js_set"];
+  const tasks = variants.flatMap((variant) => {
+    const kernelId = KERNEL_IDS[variant];
+    const warm = kernelId === undefined
+      ? () => copyJs(warmView, WARM_DST_PAGES, warmPages)
+      : () => copyWasm(kernelId, warmDst, WARM_DST_PAGES, warmPages);
+    const streaming = kernelId === undefined
+      ? () => copyJs(streamingView, streamingPages, streamingPages)
+      : () => copyWasm(kernelId, streamingDst, streamingPages, streamingPages);
+    return [
+      { name: copyFigureId(variant, "warm"), fn: warm, async: false },
+      { name: copyFigureId(variant, "streaming"), fn: streaming, async: false },
+    ];
+  });
+  progress(`copy kernels: ${tasks.length} tasks`);
+  const summaries = await measureTasks(config.timing, tasks, betweenHalves ? { betweenHalves } : {});
+
+  const figures: Figure[] = [];
+  for (const variant of variants) {
+    for (const shape of ["warm", "streaming"] as const) {
+      const id = copyFigureId(variant, shape);
+      const pages = shape === "warm" ? warmPages : streamingPages;
+      const dstPages = shape === "warm" ? WARM_DST_PAGES : streamingPages;
+      figures.push(throughputFigure(
+        { id, name: `${VARIANT_NAMES[variant]} ${shape}`, group: COPY_GROUP, counts: { pagesPerSample: pages, dstPages, srcPages: 1 } },
+        summaryOf(summaries, id),
+        pages * PAGE_SIZE,
+      ));
+    }
+  }
+  figures.push({
+    id: FIRST_TOUCH_ID,
+    name: "first touch of a page (memory.copy)",
+    group: COPY_GROUP,
+    value: (firstTouchMs * 1000) / streamingPages,
+    unit: "µs/page",
+    spread: null,
+    samples: 1,
+    counts: { pages: streamingPages },
+    note: "one pass over never-touched memory, copy included; kept out of every other figure",
+  });
+  return { figures, defaultKernel, wasmSha256: kernel.wasmSha256 };
+}
