@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from "vitest";
 import { CPR_COW, PTE_WRITE, WasmCore } from "../src/wasm/core.js";
-import { EINVAL, PAGE, TASK_SIZE, VA, VB, frameOf, newCore, pattern, store } from "./core-helpers.js";
+import { EINVAL, PAGE, TASK_SIZE, VA, VB, frameOf, mfillCopyStatus, newCore, pattern, store } from "./core-helpers.js";
 import { pageOf } from "./helpers.js";
 
 describe("argument checks", () => {
@@ -20,8 +20,8 @@ describe("argument checks", () => {
   function addressCalls(core: WasmCore, root: number, other: number): Array<[string, (va: number) => number]> {
     const e = core.exports;
     return [
-      ["mfill_copy dst", (va) => e.mfill_copy(root, va, other, VA, 1, 0)],
-      ["mfill_copy src", (va) => e.mfill_copy(root, VB, other, va, 1, 0)],
+      ["mfill_copy dst", (va) => mfillCopyStatus(e, root, va, other, VA, 1, 0)],
+      ["mfill_copy src", (va) => mfillCopyStatus(e, root, VB, other, va, 1, 0)],
       ["mfill_zeropage", (va) => e.mfill_zeropage(root, va, 1)],
       ["copy_page_range", (va) => e.copy_page_range(other, root, va, 1, CPR_COW)],
       ["zap_page_range", (va) => e.zap_page_range(root, va, 1)],
@@ -51,7 +51,7 @@ describe("argument checks", () => {
     const e = core.exports;
     const root = e.pgd_alloc();
     const other = e.pgd_alloc();
-    expect(e.mfill_copy(root, VB + 1, other, VA, 1, 0)).toBe(EINVAL);
+    expect(mfillCopyStatus(e, root, VB + 1, other, VA, 1, 0)).toBe(EINVAL);
     expect(e.mfill_zeropage(root, VA + 8, 1)).toBe(EINVAL);
     expect(e.copy_page_range(other, root, VA + 8, 1, CPR_COW)).toBe(EINVAL);
     expect(e.zap_page_range(root, VA + 8, 1)).toBe(EINVAL);
@@ -65,7 +65,7 @@ describe("argument checks", () => {
     expect(e.mfill_zeropage(root, TASK_SIZE - PAGE, 2)).toBe(EINVAL);
     expect(e.zap_page_range(root, TASK_SIZE - PAGE, 2)).toBe(EINVAL);
     expect(e.access_vm(root, TASK_SIZE - 1, 2, 0)).toBe(EINVAL);
-    expect(e.mfill_copy(root, VA, root, TASK_SIZE - PAGE + 1, 1, 0)).toBe(EINVAL);
+    expect(mfillCopyStatus(e, root, VA, root, TASK_SIZE - PAGE + 1, 1, 0)).toBe(EINVAL);
   });
 
   it("rejects bogus roots", async () => {
@@ -82,8 +82,8 @@ describe("argument checks", () => {
     ];
     for (const [name, value] of bogus) {
       expect(e.pgd_free(value), `pgd_free(${name})`).toBe(EINVAL);
-      expect(e.mfill_copy(value, VA, root, VB, 1, 0), `mfill_copy dst root ${name}`).toBe(EINVAL);
-      expect(e.mfill_copy(root, VA, value, VB, 1, 0), `mfill_copy src root ${name}`).toBe(EINVAL);
+      expect(mfillCopyStatus(e, value, VA, root, VB, 1, 0), `mfill_copy dst root ${name}`).toBe(EINVAL);
+      expect(mfillCopyStatus(e, root, VA, value, VB, 1, 0), `mfill_copy src root ${name}`).toBe(EINVAL);
       expect(e.mfill_zeropage(value, VA, 1), `mfill_zeropage(${name})`).toBe(EINVAL);
       expect(e.copy_page_range(value, root, VA, 1, CPR_COW), `copy_page_range dst ${name}`).toBe(EINVAL);
       expect(e.copy_page_range(root, value, VA, 1, CPR_COW), `copy_page_range src ${name}`).toBe(EINVAL);

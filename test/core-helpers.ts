@@ -46,3 +46,11 @@ export function load(core: WasmCore, root: number, va: number, length = PAGE): U
   if (status !== 0) throw new Error(`access_vm read at 0x${va.toString(16)} returned ${status}`);
   return core.io().slice(0, length);
 }
+
+/**
+ * Runs mfill_copy and returns its status; the export packs pages done * 4096
+ * plus the status into one number, and pages_done() still reports the pages.
+ */
+export function mfillCopyStatus(exports: WasmCore["exports"], ...args: Parameters<WasmCore["exports"]["mfill_copy"]>): number {
+  return exports.mfill_copy(...args) % PAGE;
+}

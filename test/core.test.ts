@@ -6,7 +6,7 @@ import {
   ACCESS_WRITE, CPR_COW, CPR_KEEP_UFFD_WP, FAULT_ACCESS, FAULT_MISSING,
   PTE_DIRTY, PTE_FRAME_MASK, PTE_PRESENT, PTE_UFFD_WP, PTE_WRITE, PTE_ZERO, SRC_FAULT, WasmCore,
 } from "../src/wasm/core.js";
-import { EEXIST, EINVAL, ENOMEM, PAGE, RW, VA, VB, frameOf, load, newCore, pattern, pte, store } from "./core-helpers.js";
+import { EEXIST, EINVAL, ENOMEM, PAGE, RW, VA, VB, frameOf, load, mfillCopyStatus, newCore, pattern, pte, store } from "./core-helpers.js";
 import { pageOf } from "./helpers.js";
 
 describe("frame pool", () => {
@@ -139,11 +139,11 @@ describe("page tables", () => {
     const root = e.pgd_alloc();
     store(core, root, VA, pattern(3));
 
-    expect(e.mfill_copy(root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
+    expect(mfillCopyStatus(e, root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
     expect(pte(core, root, VB) & ~PTE_FRAME_MASK).toBe(PTE_PRESENT | PTE_DIRTY | PTE_WRITE);
-    expect(e.mfill_copy(root, VB + PAGE, root, VA, 1, PTE_UFFD_WP)).toBe(0);
+    expect(mfillCopyStatus(e, root, VB + PAGE, root, VA, 1, PTE_UFFD_WP)).toBe(0);
     expect(pte(core, root, VB + PAGE) & ~PTE_FRAME_MASK).toBe(PTE_PRESENT | PTE_DIRTY | PTE_UFFD_WP);
-    expect(e.mfill_copy(root, VB + 2 * PAGE, root, VA, 1, 0xffffffff)).toBe(0);
+    expect(mfillCopyStatus(e, root, VB + 2 * PAGE, root, VA, 1, 0xffffffff)).toBe(0);
     expect(pte(core, root, VB + 2 * PAGE) & ~PTE_FRAME_MASK).toBe(PTE_PRESENT | PTE_DIRTY | PTE_WRITE | PTE_UFFD_WP);
   });
 });
@@ -156,10 +156,10 @@ describe("copy kernels", () => {
     store(core, root, VA, pattern(4));
 
     expect(e.set_copy_kernel(0)).toBe(0);
-    expect(e.mfill_copy(root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
+    expect(mfillCopyStatus(e, root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
     expect(e.set_copy_kernel(1)).toBe(0);
     expect(e.get_copy_kernel()).toBe(1);
-    expect(e.mfill_copy(root, VB + PAGE, root, VA, 1, PTE_WRITE)).toBe(0);
+    expect(mfillCopyStatus(e, root, VB + PAGE, root, VA, 1, PTE_WRITE)).toBe(0);
 
     expect(load(core, root, VB)).toEqual(pattern(4));
     expect(load(core, root, VB + PAGE)).toEqual(pattern(4));
@@ -191,7 +191,7 @@ describe("mfill_copy", () => {
     const e = core.exports;
     const root = e.pgd_alloc();
     store(core, root, VA, pattern(6));
-    expect(e.mfill_copy(root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
+    expect(mfillCopyStatus(e, root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
     expect(e.pages_done()).toBe(1);
     expect(load(core, root, VB)).toEqual(pattern(6));
     expect(frameOf(core, root, VB)).not.toBe(frameOf(core, root, VA));
@@ -205,7 +205,7 @@ describe("mfill_copy", () => {
     store(core, root, VB, pattern(8));
     const used = e.frames_used();
 
-    expect(e.mfill_copy(root, VB, root, VA, 1, PTE_WRITE)).toBe(EEXIST);
+    expect(mfillCopyStatus(e, root, VB, root, VA, 1, PTE_WRITE)).toBe(EEXIST);
     expect(e.pages_done()).toBe(0);
     expect(load(core, root, VB)).toEqual(pattern(8));
     expect(e.frames_used()).toBe(used);
@@ -218,7 +218,7 @@ describe("mfill_copy", () => {
     for (let i = 0; i < 4; i++) store(core, root, VA + i * PAGE, pattern(10 + i));
     store(core, root, VB + 2 * PAGE, pattern(20));
 
-    expect(e.mfill_copy(root, VB, root, VA, 4, PTE_WRITE)).toBe(EEXIST);
+    expect(mfillCopyStatus(e, root, VB, root, VA, 4, PTE_WRITE)).toBe(EEXIST);
     expect(e.pages_done()).toBe(2);
     expect(load(core, root, VB)).toEqual(pattern(10));
     expect(load(core, root, VB + PAGE)).toEqual(pattern(11));
@@ -233,7 +233,7 @@ describe("mfill_copy", () => {
     store(core, root, VA, pattern(30));
     store(core, root, VA + PAGE, pattern(31));
 
-    expect(e.mfill_copy(root, VB, root, VA + 100, 1, PTE_WRITE)).toBe(0);
+    expect(mfillCopyStatus(e, root, VB, root, VA + 100, 1, PTE_WRITE)).toBe(0);
     const expected = new Uint8Array(PAGE);
     expected.set(pattern(30).subarray(100));
     expected.set(pattern(31).subarray(0, 100), PAGE - 100);
@@ -246,12 +246,12 @@ describe("mfill_copy", () => {
     const root = e.pgd_alloc();
     store(core, root, VA, pattern(32));
 
-    expect(e.mfill_copy(root, VB, root, VA + 8 * PAGE, 1, PTE_WRITE)).toBe(SRC_FAULT);
+    expect(mfillCopyStatus(e, root, VB, root, VA + 8 * PAGE, 1, PTE_WRITE)).toBe(SRC_FAULT);
     expect(e.pages_done()).toBe(0);
     expect(pte(core, root, VB)).toBe(0);
-    expect(e.mfill_copy(root, VB, root, VA + 1, 1, PTE_WRITE)).toBe(SRC_FAULT);
+    expect(mfillCopyStatus(e, root, VB, root, VA + 1, 1, PTE_WRITE)).toBe(SRC_FAULT);
     expect(pte(core, root, VB)).toBe(0);
-    expect(e.mfill_copy(root, VB, root, VA, 2, PTE_WRITE)).toBe(SRC_FAULT);
+    expect(mfillCopyStatus(e, root, VB, root, VA, 2, PTE_WRITE)).toBe(SRC_FAULT);
     expect(e.pages_done()).toBe(1);
     expect(pte(core, root, VB + PAGE)).toBe(0);
   });
@@ -266,7 +266,7 @@ describe("mfill_copy", () => {
     expect(e.mfill_zeropage(root, VB + 10 * PAGE, 1)).toBe(0);
     expect(e.frames_used()).toBe(10);
 
-    expect(e.mfill_copy(root, VB, root, VA, 4, PTE_WRITE)).toBe(ENOMEM);
+    expect(mfillCopyStatus(e, root, VB, root, VA, 4, PTE_WRITE)).toBe(ENOMEM);
     expect(e.pages_done()).toBe(2);
     expect(e.frames_used()).toBe(12);
     expect(load(core, root, VB)).toEqual(pattern(40));
@@ -383,7 +383,7 @@ describe("copy_page_range", () => {
     const e = core.exports;
     const parent = e.pgd_alloc();
     store(core, parent, VB, pattern(62));
-    expect(e.mfill_copy(parent, VA, parent, VB, 1, PTE_UFFD_WP)).toBe(0);
+    expect(mfillCopyStatus(e, parent, VA, parent, VB, 1, PTE_UFFD_WP)).toBe(0);
     const childWithoutWp = e.pgd_alloc();
     const childWithWp = e.pgd_alloc();
     expect(e.copy_page_range(childWithoutWp, parent, VA, 1, CPR_COW)).toBe(0);
@@ -479,13 +479,13 @@ describe("teardown", () => {
     const e = core.exports;
     const root = e.pgd_alloc();
     store(core, root, VA, pattern(81));
-    expect(e.mfill_copy(root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
+    expect(mfillCopyStatus(e, root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
     expect(e.zap_page_range(root, VB, 512)).toBe(0);
     expect(e.free_pgtables(root, VB, 512)).toBe(0);
     // The freed table frame comes back first, as a data page full of 0xff.
     store(core, root, VA + PAGE, pageOf(0xff));
 
-    expect(e.mfill_copy(root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
+    expect(mfillCopyStatus(e, root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
     expect(load(core, root, VB)).toEqual(pattern(81));
     expect(load(core, root, VA + PAGE)).toEqual(pageOf(0xff));
   });

@@ -16,7 +16,7 @@ import {
 } from "../constants.js";
 import { asU64, hasOnlyBits, requireNumber, requireObject } from "../errors.js";
 import type { Mm } from "../mm/mm.js";
-import { VM_UFFD_WP } from "../mm/vma.js";
+import { VM_UFFD_WP, type Vma } from "../mm/vma.js";
 import { PTE_UFFD_WP, PTE_WRITE, SRC_FAULT } from "../wasm/core.js";
 import type { UffdContext } from "./context.js";
 
@@ -152,17 +152,18 @@ function finish(ctx: UffdContext, dst: number, len: number, result: number, dont
 
 /**
  * Takes the mmap_lock for read and checks the destination VMA and the gate
- * under it, as mfill_atomic() does on every (re)start. Returns 0 with the
- * lock held, or a negative errno with the lock released.
+ * under it, as mfill_atomic() does on every (re)start. Returns the VMA with
+ * the lock held, or a negative errno with the lock released.
  */
-function lockDstVma(ctx: UffdContext, dst: number, len: number): number {
+function lockDstVma(ctx: UffdContext, dst: number, len: number): Vma | number {
   const mm = ctx.mm;
   mm.lock.readLock();
   const vma = mm.vmaLookup(dst);
   let error = 0;
   if (vma === undefined || dst + len > vma.end || vma.uffdCtx === null) error = -ENOENT;
   else if (ctx.gateClosed) error = -EAGAIN;
-  if (error !== 0) mm.lock.readUnlock();
+  if (error === 0) return vma!;
+  mm.lock.readUnlock();
   return error;
 }
 
@@ -173,9 +174,8 @@ function mfillAtomicCopy(ctx: UffdContext, srcMm: Mm, dst: number, src: number, 
   const mm = ctx.mm;
   let done = 0;
   for (;;) {
-    const locked = lockDstVma(ctx, dst, len);
-    if (locked !== 0) return done > 0 ? done : locked;
-    const vma = mm.vmaLookup(dst)!;
+    const vma = lockDstVma(ctx, dst, len);
+    if (typeof vma === "number") return done > 0 ? done : vma;
     if ((mode & UFFDIO_COPY_MODE_WP) !== 0 && (vma.uffdFlags & VM_UFFD_WP) === 0) {
       mm.lock.readUnlock();
       return done > 0 ? done : -EINVAL;
@@ -183,11 +183,18 @@ function mfillAtomicCopy(ctx: UffdContext, srcMm: Mm, dst: number, src: number, 
     const remaining = len - done;
     const from = src + done;
     // Only pages whose whole source lies in readable mappings of the caller.
-    const readablePages = Math.floor((readableEnd(srcMm, from, from + remaining) - from) / PAGE_SIZE);
-    const pages = Math.min(remaining / PAGE_SIZE, readablePages);
-    const pteFlags = (mode & UFFDIO_COPY_MODE_WP) !== 0 ? PTE_UFFD_WP : vma.writable ? PTE_WRITE : 0;
-    const status = pages > 0 ? core.mfill_copy(mm.pgd, dst + done, srcMm.pgd, from, pages, pteFlags) : 0;
-    const filled = pages > 0 ? core.pages_done() >>> 0 : 0;
+    const sourceEnd = readableEnd(srcMm, from, from + remaining);
+    const pages = sourceEnd === from + remaining ? remaining / PAGE_SIZE : Math.floor((sourceEnd - from) / PAGE_SIZE);
+    let pteFlags = vma.writable ? PTE_WRITE : 0;
+    if ((mode & UFFDIO_COPY_MODE_WP) !== 0) pteFlags = PTE_UFFD_WP;
+    let status = 0;
+    let filled = 0;
+    if (pages > 0) {
+      // mfill_copy returns pages filled * 4096 + status in one f64.
+      const packed = core.mfill_copy(mm.pgd, dst + done, srcMm.pgd, from, pages, pteFlags);
+      status = packed % PAGE_SIZE;
+      filled = (packed - status) / PAGE_SIZE;
+    }
     mm.lock.readUnlock();
     kernel.stats.pagesCopied += filled;
     done += filled * PAGE_SIZE;
@@ -233,7 +240,7 @@ function mfillAtomicZeropage(ctx: UffdContext, dst: number, len: number): number
   const kernel = ctx.kernel;
   const core = kernel.core.exports;
   const locked = lockDstVma(ctx, dst, len);
-  if (locked !== 0) return locked;
+  if (typeof locked === "number") return locked;
   const status = core.mfill_zeropage(ctx.mm.pgd, dst, len / PAGE_SIZE);
   const filled = core.pages_done() >>> 0;
   ctx.mm.lock.readUnlock();

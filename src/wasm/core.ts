@@ -19,6 +19,7 @@ export interface CoreExports {
   pgd_alloc(): number;
   pgd_free(root: number): number;
   pte_read(root: number, va: number): number;
+  /** Returns pages filled * 4096 + status. */
   mfill_copy(dstRoot: number, dst: number, srcRoot: number, src: number, pages: number, pteFlags: number): number;
   mfill_zeropage(dstRoot: number, dst: number, pages: number): number;
   copy_page_range(dstRoot: number, srcRoot: number, start: number, pages: number, flags: number): number;
@@ -32,6 +33,9 @@ export interface CoreExports {
   frames_alloc_contiguous(count: number): number;
   copy_pages_bench(kernel: number, dst: number, dstPages: number, src: number, srcPages: number, count: number, rounds: number): number;
   walk_cache_flush(): void;
+  mfill_poison(dstRoot: number, dst: number, pages: number): number;
+  move_pages(root: number, dst: number, src: number, pages: number, flags: number): number;
+  mwriteprotect_range(root: number, start: number, pages: number, flags: number): number;
 }
 
 export type CoreBuild = "release" | "debug";
@@ -59,6 +63,15 @@ export const CPR_KEEP_UFFD_WP = 2;
 // access_vm flags of assembly/access.ts.
 export const ACCESS_WRITE = 1;
 export const ACCESS_VMA_WRITE = 2;
+
+// mwriteprotect_range flags of assembly/protect.ts.
+export const WP_PROTECT = 1;
+export const WP_MARKERS = 2;
+export const WP_VMA_WRITE = 4;
+
+// move_pages flags of assembly/mfill.ts.
+export const MOVE_ALLOW_SRC_HOLES = 2;
+export const MOVE_DST_WRITE = 4;
 
 export const COPY_KERNEL_MEMORY_COPY = 0;
 export const COPY_KERNEL_SIMD = 1;
