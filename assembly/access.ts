@@ -82,7 +82,8 @@ export function accessVm(root: usize, va: u64, len: u32, io: usize, flags: u32):
  * Resolves a fault on an empty anonymous entry at `va`: a load maps the
  * shared zero frame read-only, a store maps a fresh zeroed frame writable.
  * An entry that is already populated is left alone (the fault raced with a
- * fill). A uffd-wp marker is replaced. Returns OK or ENOMEM.
+ * fill). A uffd-wp marker is replaced, keeping its bit on a read. Returns
+ * OK or ENOMEM.
  */
 export function doAnonymousPage(root: usize, va: u64, write: bool): i32 {
   const slot = pteSlot(root, va, true);
@@ -94,8 +95,10 @@ export function doAnonymousPage(root: usize, va: u64, write: bool): i32 {
     if (frame == 0) return ENOMEM;
     store<u64>(slot, <u64>frame | PTE_PRESENT | PTE_WRITE | PTE_DIRTY);
   } else {
+    // A read of a uffd-wp marker maps the zero page still protected, so a
+    // later write raises the WP fault the marker stood for.
     frameGet(zeroFrame);
-    store<u64>(slot, <u64>zeroFrame | PTE_PRESENT | PTE_ZERO);
+    store<u64>(slot, <u64>zeroFrame | PTE_PRESENT | PTE_ZERO | (pte & PTE_UFFD_WP));
   }
   return OK;
 }

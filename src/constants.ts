@@ -81,6 +81,13 @@ export const UFFDIO_REGISTER_MODE_MINOR = 1 << 2;
 export const UFFDIO_COPY_MODE_DONTWAKE = 1 << 0;
 export const UFFDIO_COPY_MODE_WP = 1 << 1;
 export const UFFDIO_ZEROPAGE_MODE_DONTWAKE = 1 << 0;
+export const UFFDIO_WRITEPROTECT_MODE_WP = 1 << 0;
+export const UFFDIO_WRITEPROTECT_MODE_DONTWAKE = 1 << 1;
+export const UFFDIO_CONTINUE_MODE_DONTWAKE = 1 << 0;
+export const UFFDIO_CONTINUE_MODE_WP = 1 << 1;
+export const UFFDIO_POISON_MODE_DONTWAKE = 1 << 0;
+export const UFFDIO_MOVE_MODE_DONTWAKE = 1 << 0;
+export const UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES = 1 << 1;
 
 // uffd_msg.event values.
 export const UFFD_EVENT_PAGEFAULT = 0x12;

@@ -2,8 +2,9 @@
 // Linux counterparts: mm/memory.c handle_mm_fault() and do_anonymous_page(),
 // and fs/userfaultfd.c handle_userfault().
 
-import { ENOMEM, SIGBUS, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE } from "../constants.js";
+import { ENOMEM, PAGE_SIZE, SIGBUS, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE } from "../constants.js";
 import { KernelError, SignalError } from "../errors.js";
+import { PTE_UFFD_WP, WP_VMA_WRITE } from "../wasm/core.js";
 import type { Process } from "./process.js";
 import { VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from "./vma.js";
 
@@ -16,6 +17,10 @@ import { VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from "./vma.js";
 export function handleMissingFault(process: Process, vma: Vma, address: number, write: boolean): Promise<void> | null {
   const mm = process.mm;
   const ctx = vma.uffdCtx;
+  // A write to a uffd-wp marker is a WP fault first; a read treats it as none.
+  if (write && (process.kernel.core.exports.pte_read(mm.pgd, address) >>> 0) === PTE_UFFD_WP) {
+    return handleWpFault(process, vma, address);
+  }
   if (ctx !== null && (vma.uffdFlags & VM_UFFD_MISSING) !== 0 && !ctx.released) {
     const sleep = handleUserfault(process, address, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
     mm.lock.readUnlock();
@@ -29,18 +34,25 @@ export function handleMissingFault(process: Process, vma: Vma, address: number, 
 }
 
 /**
- * Resolves a write to a uffd-wp protected page, with the mmap_lock held for
- * read; releases it. Returns the promise of the WP fault's wake.
+ * Resolves a write to a uffd-wp protected entry (a present page with the
+ * uffd-wp bit, or a uffd-wp marker), with the mmap_lock held for read;
+ * releases it. A WP-registered VMA gets a WP fault message, unless its
+ * context has WP_ASYNC, which lifts the protection itself. Elsewhere the
+ * bit is stale and is simply dropped. Returns null to retry at once, or
+ * the promise of the WP fault's wake.
  */
-export function handleWpFault(process: Process, vma: Vma, address: number): Promise<void> {
+export function handleWpFault(process: Process, vma: Vma, address: number): Promise<void> | null {
   const ctx = vma.uffdCtx;
-  if (ctx === null || (vma.uffdFlags & VM_UFFD_WP) === 0 || ctx.released) {
+  const registered = ctx !== null && (vma.uffdFlags & VM_UFFD_WP) !== 0 && !ctx.released;
+  if (registered && (ctx.features & UFFD_FEATURE_WP_ASYNC) === 0) {
+    const sleep = handleUserfault(process, address, UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP);
     process.mm.lock.readUnlock();
-    throw new Error(`uffd-wp bit set at 0x${address.toString(16)} in a VMA without WP registration`);
+    return sleep;
   }
-  const sleep = handleUserfault(process, address, UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP);
+  const page = address - (address % PAGE_SIZE);
+  process.kernel.core.exports.mwriteprotect_range(process.mm.pgd, page, 1, vma.writable ? WP_VMA_WRITE : 0);
   process.mm.lock.readUnlock();
-  return sleep;
+  return null;
 }
 
 /** Queues the fault on the VMA's context, or raises SIGBUS if the context asks for it. */

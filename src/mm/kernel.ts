@@ -4,13 +4,16 @@
 import { PAGE_SIZE } from "../constants.js";
 import { WasmCore, type CoreBuild } from "../wasm/core.js";
 import type { GateMode, UffdContext } from "../uffd/context.js";
+import { kernelProfile, type KernelProfile, type KernelVersion } from "./profile.js";
 import { Process } from "./process.js";
 
 export interface KernelOptions {
+  /** The kernel version to behave as (default "6.18"); see KERNEL_VERSIONS. */
+  kernel?: KernelVersion;
   /**
-   * Model the mmap_changing gate of Linux 4.18 and later (default true).
    * With false, COPY and ZEROPAGE go through while a non-cooperative event
-   * is pending, as on Linux 4.17 and earlier.
+   * is pending, as before Linux 4.18, whatever the version. True (the
+   * default) keeps the version's gate; it is an error with kernel "4.17".
    */
   mmapChangingGate?: boolean;
   /** Most simulated physical memory, in bytes (default 1 GiB, at most about 4 GiB). */
@@ -42,6 +45,7 @@ const DEFAULT_MAX_MEMORY = 1 << 30;
 
 export class Kernel {
   readonly core: WasmCore;
+  readonly profile: KernelProfile;
   readonly gateMode: GateMode;
   /** Whether a gate EAGAIN writes -EAGAIN to the out-field (Linux 6.15 and later). */
   readonly writesOutFieldOnGate: boolean;
@@ -52,10 +56,11 @@ export class Kernel {
   readonly stats: KernelStats = { ioctls: 0, pagesCopied: 0, pagesZeroed: 0, eagain: 0, faults: 0, ptesCopied: 0, forks: 0 };
   private nextPid = 1;
 
-  private constructor(core: WasmCore, options: KernelOptions) {
+  private constructor(core: WasmCore, profile: KernelProfile, options: KernelOptions) {
     this.core = core;
-    this.gateMode = options.mmapChangingGate === false ? "none" : "counter";
-    this.writesOutFieldOnGate = true;
+    this.profile = profile;
+    this.gateMode = options.mmapChangingGate === false ? "none" : profile.gate;
+    this.writesOutFieldOnGate = profile.outFieldOnGate;
     this.mmapMinAddr = options.mmapMinAddr ?? 65536;
   }
 
@@ -65,6 +70,12 @@ export class Kernel {
    */
   static async create(options: KernelOptions = {}): Promise<Kernel> {
     if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
+    const profile = kernelProfile(options.kernel ?? "6.18");
+    const gate = options.mmapChangingGate;
+    if (gate !== undefined && typeof gate !== "boolean") throw new TypeError(`mmapChangingGate must be a boolean, got ${typeof gate}`);
+    if (gate === true && profile.gate === "none") {
+      throw new RangeError(`kernel ${profile.version} has no mmap_changing gate; use kernel "4.18" or later`);
+    }
     const maxMemory = options.maxMemory ?? DEFAULT_MAX_MEMORY;
     if (typeof maxMemory !== "number" || !Number.isSafeInteger(maxMemory) || maxMemory < 2 * PAGE_SIZE) {
       throw new RangeError(`maxMemory must be a whole number of bytes >= 8192, got ${String(maxMemory)}`);
@@ -76,7 +87,7 @@ export class Kernel {
       throw new RangeError(`mmapMinAddr must be a page-aligned whole number, got ${String(minAddr)}`);
     }
     const core = await WasmCore.create(build, Math.floor(maxMemory / PAGE_SIZE), IO_WINDOW_PAGES);
-    return new Kernel(core, options);
+    return new Kernel(core, profile, options);
   }
 
   /** Creates a process with an empty address space. */

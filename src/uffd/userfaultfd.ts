@@ -4,29 +4,37 @@
 // register/unregister helpers of mm/userfaultfd.c.
 
 import {
-  EAGAIN, EBUSY, EINVAL, ENOMEM, UFFD_API, UFFD_API_IOCTLS, UFFD_EVENT_FORK,
-  UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID,
+  EAGAIN, EBUSY, EINVAL, ENOMEM, PAGE_SIZE, UFFD_API, UFFD_API_IOCTLS, UFFD_EVENT_FORK,
+  UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED,
   UFFDIO_REGISTER_MODE_MINOR, UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP,
-  _UFFDIO_COPY, _UFFDIO_WAKE, _UFFDIO_ZEROPAGE,
+  _UFFDIO_CONTINUE, _UFFDIO_COPY, _UFFDIO_MOVE, _UFFDIO_POISON, _UFFDIO_WAKE, _UFFDIO_WRITEPROTECT, _UFFDIO_ZEROPAGE,
 } from "../constants.js";
+import type { KernelProfile } from "../mm/profile.js";
 import { asU64, hasOnlyBits, requireNumber, requireObject } from "../errors.js";
 import type { Process } from "../mm/process.js";
-import { VM_UFFD_MISSING } from "../mm/vma.js";
+import { VM_UFFD_MISSING, VM_UFFD_WP } from "../mm/vma.js";
+import { WP_VMA_WRITE } from "../wasm/core.js";
 import type { UffdContext } from "./context.js";
 import { forkMsg, READ_EAGAIN, type ReadResult, type UffdMsg } from "./messages.js";
+import {
+  uffdioMove, uffdioPoison, uffdioWriteprotect, type MoveArgs, type MoveResult, type PoisonArgs, type PoisonResult,
+  type WriteprotectArgs,
+} from "./ioctls.js";
 import { rangeValid, uffdioCopy, uffdioZeropage, type CopyArgs, type CopyResult, type ZeropageArgs, type ZeropageResult } from "./mfill.js";
 
 /**
- * The features this model implements; UFFDIO_API reports these and rejects
- * any other bit with EINVAL, as a kernel built without them does.
- * NOTE: WP, MINOR, POISON, MOVE and the REMAP/REMOVE/UNMAP events are not
- * modelled yet, so a request for them fails with EINVAL.
+ * Returns the range ioctls mask UFFDIO_REGISTER reports for `mode`: every
+ * range ioctl the kernel version has, less WRITEPROTECT without WP mode and
+ * CONTINUE without MINOR mode.
  */
-export const SUPPORTED_FEATURES =
-  UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS;
-
-/** The range ioctls a MISSING registration reports: WAKE, COPY and ZEROPAGE. */
-const RANGE_IOCTLS_MISSING = (1n << BigInt(_UFFDIO_WAKE)) | (1n << BigInt(_UFFDIO_COPY)) | (1n << BigInt(_UFFDIO_ZEROPAGE));
+function rangeIoctls(profile: KernelProfile, mode: number): bigint {
+  let bits = [_UFFDIO_WAKE, _UFFDIO_COPY, _UFFDIO_ZEROPAGE];
+  if (profile.move) bits.push(_UFFDIO_MOVE);
+  if (profile.wp && (mode & UFFDIO_REGISTER_MODE_WP) !== 0) bits.push(_UFFDIO_WRITEPROTECT);
+  if ((mode & UFFDIO_REGISTER_MODE_MINOR) !== 0) bits.push(_UFFDIO_CONTINUE);
+  if (profile.poison) bits.push(_UFFDIO_POISON);
+  return bits.reduce((mask, nr) => mask | (1n << BigInt(nr)), 0n);
+}
 
 export interface ApiArgs {
   api: number;
@@ -61,6 +69,18 @@ export interface ErrnoResult {
 
 const errnoResult = (errno: number): ErrnoResult => Object.freeze({ errno });
 const API_ZEROED = (errno: number): ApiResult => Object.freeze({ errno, api: 0, features: 0, ioctls: 0n });
+
+/** Returns the out-field preset `field` of an ioctl argument, 0 when absent. */
+function presetOf(args: unknown, field: string): number {
+  const value = requireObject(args, "ioctl argument")[field];
+  return value === undefined ? 0 : requireNumber(value, field);
+}
+
+/** Clears uffd-wp bits and markers of a range whose WP registration ends. */
+function clearUffdWp(ctx: UffdContext, start: number, length: number, writable: boolean): void {
+  const core = ctx.kernel.core.exports;
+  core.mwriteprotect_range(ctx.mm.pgd, start, length / PAGE_SIZE, writable ? WP_VMA_WRITE : 0);
+}
 
 export class Userfaultfd {
   readonly ctx: UffdContext;
@@ -101,12 +121,16 @@ export class Userfaultfd {
     const raw = args.features;
     if (typeof raw !== "number" && typeof raw !== "bigint") throw new TypeError("features must be a number or a bigint");
     if (api !== UFFD_API) return API_ZEROED(EINVAL);
+    const supported = this.ctx.kernel.profile.features;
     const features = typeof raw === "bigint" ? raw : BigInt(asU64(raw) === Infinity ? -1 : raw);
-    if (features < 0n || (features & ~BigInt(SUPPORTED_FEATURES)) !== 0n) return API_ZEROED(EINVAL);
+    if (features < 0n || (features & ~BigInt(supported)) !== 0n) return API_ZEROED(EINVAL);
     if (this.ctx.apiDone) return API_ZEROED(EINVAL);
+    let enabled = Number(features);
+    // WP_ASYNC needs empty entries protected too, so it implies WP_UNPOPULATED.
+    if ((enabled & UFFD_FEATURE_WP_ASYNC) !== 0) enabled |= UFFD_FEATURE_WP_UNPOPULATED;
     this.ctx.apiDone = true;
-    this.ctx.features = Number(features);
-    return Object.freeze({ errno: 0, api: UFFD_API, features: SUPPORTED_FEATURES, ioctls: UFFD_API_IOCTLS });
+    this.ctx.features = enabled;
+    return Object.freeze({ errno: 0, api: UFFD_API, features: supported, ioctls: UFFD_API_IOCTLS });
   }
 
   /** UFFDIO_REGISTER: attaches [start, start + len) to this context. */
@@ -119,11 +143,10 @@ export class Userfaultfd {
     const ctx = this.ctx;
     const fail = (errno: number): RegisterResult => Object.freeze({ errno, ioctls: 0n });
     if (!ctx.apiDone) return fail(EINVAL);
+    const profile = ctx.kernel.profile;
     const modes = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR;
     if (mode === 0 || !hasOnlyBits(mode, modes)) return fail(EINVAL);
-    // NOTE: WP and MINOR registration are not modelled yet; they fail as on
-    // a kernel without support for them.
-    if (mode !== UFFDIO_REGISTER_MODE_MISSING) return fail(EINVAL);
+    if ((mode & UFFDIO_REGISTER_MODE_WP) !== 0 && !profile.wp) return fail(EINVAL);
     if (!rangeValid(start, len, ctx.kernel.mmapMinAddr)) return fail(EINVAL);
     const mm = ctx.mm;
     if (!mm.alive) return fail(ENOMEM);
@@ -134,6 +157,8 @@ export class Userfaultfd {
       const vmas = mm.vmasIn(start, end);
       if (vmas.length === 0) return fail(EINVAL);
       for (const vma of vmas) {
+        // MINOR needs a page cache (shmem or hugetlbfs); private anonymous memory has none.
+        if ((mode & UFFDIO_REGISTER_MODE_MINOR) !== 0 && !vma.isShared) return fail(EINVAL);
         if (vma.uffdCtx !== null && vma.uffdCtx !== ctx) return fail(EBUSY);
       }
       for (const vma of vmas) {
@@ -146,7 +171,7 @@ export class Userfaultfd {
     } finally {
       mm.lock.writeUnlock();
     }
-    return Object.freeze({ errno: 0, ioctls: RANGE_IOCTLS_MISSING });
+    return Object.freeze({ errno: 0, ioctls: rangeIoctls(profile, mode) });
   }
 
   /** UFFDIO_UNREGISTER: detaches the range and wakes its MISSING faults. */
@@ -165,12 +190,17 @@ export class Userfaultfd {
     try {
       const vmas = mm.vmasIn(start, end);
       if (vmas.length === 0) return errnoResult(EINVAL);
-      // Since Linux 6.17 a range registered to another context is refused.
-      for (const vma of vmas) if (vma.uffdCtx !== null && vma.uffdCtx !== ctx) return errnoResult(EINVAL);
+      // Since Linux 6.17 a range registered to another context is refused;
+      // before, the call silently unregistered the other context's range.
+      if (ctx.kernel.profile.unregisterForeignEinval) {
+        for (const vma of vmas) if (vma.uffdCtx !== null && vma.uffdCtx !== ctx) return errnoResult(EINVAL);
+      }
       for (const vma of vmas) {
-        if (vma.uffdCtx === null) continue;
+        const owner = vma.uffdCtx;
+        if (owner === null) continue;
         const inside = mm.isolateRange(vma, start, end);
-        if ((inside.uffdFlags & VM_UFFD_MISSING) !== 0) ctx.wakeRange(inside.start, inside.length);
+        if ((inside.uffdFlags & VM_UFFD_MISSING) !== 0) owner.wakeRange(inside.start, inside.length);
+        if ((inside.uffdFlags & VM_UFFD_WP) !== 0) clearUffdWp(ctx, inside.start, inside.length, inside.writable);
         inside.resetUffd();
         mm.mergeAround(inside);
       }
@@ -183,21 +213,36 @@ export class Userfaultfd {
   /** UFFDIO_COPY: fills missing pages with copies of `src` in the owner's memory. */
   copy(args: CopyArgs): CopyResult {
     this.checkOpen();
-    if (!this.ctx.apiDone) {
-      requireObject(args, "UFFDIO_COPY argument");
-      return Object.freeze({ errno: EINVAL, copy: typeof args.copy === "number" ? args.copy : 0 });
-    }
+    if (!this.ctx.apiDone) return { errno: EINVAL, copy: presetOf(args, "copy") };
     return uffdioCopy(this.ctx, this.owner.mm, args);
   }
 
   /** UFFDIO_ZEROPAGE: maps the zero page on missing pages. */
   zeropage(args: ZeropageArgs): ZeropageResult {
     this.checkOpen();
-    if (!this.ctx.apiDone) {
-      requireObject(args, "UFFDIO_ZEROPAGE argument");
-      return Object.freeze({ errno: EINVAL, zeropage: typeof args.zeropage === "number" ? args.zeropage : 0 });
-    }
+    if (!this.ctx.apiDone) return { errno: EINVAL, zeropage: presetOf(args, "zeropage") };
     return uffdioZeropage(this.ctx, args);
+  }
+
+  /** UFFDIO_WRITEPROTECT: sets (mode WP) or clears uffd-wp protection on a WP-registered range. */
+  writeprotect(args: WriteprotectArgs): ErrnoResult {
+    this.checkOpen();
+    if (!this.ctx.apiDone) return errnoResult(EINVAL);
+    return uffdioWriteprotect(this.ctx, args);
+  }
+
+  /** UFFDIO_POISON: marks missing pages so that an access to them raises SIGBUS. */
+  poison(args: PoisonArgs): PoisonResult {
+    this.checkOpen();
+    if (!this.ctx.apiDone) return { errno: EINVAL, updated: presetOf(args, "updated") };
+    return uffdioPoison(this.ctx, args);
+  }
+
+  /** UFFDIO_MOVE: moves pages of the owner's address space from `src` to `dst`. */
+  move(args: MoveArgs): MoveResult {
+    this.checkOpen();
+    if (!this.ctx.apiDone) return { errno: EINVAL, move: presetOf(args, "move") };
+    return uffdioMove(this.ctx, this.owner.mm, args);
   }
 
   /** UFFDIO_WAKE: wakes the faults in the range without filling anything. */
@@ -268,6 +313,7 @@ export class Userfaultfd {
       mm.lock.writeLock();
       for (const vma of mm.vmaList()) {
         if (vma.uffdCtx !== ctx) continue;
+        if ((vma.uffdFlags & VM_UFFD_WP) !== 0) clearUffdWp(ctx, vma.start, vma.length, vma.writable);
         vma.resetUffd();
         mm.mergeAround(vma);
       }
