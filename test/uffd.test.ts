@@ -129,15 +129,15 @@ describe("UFFDIO_REGISTER", () => {
 
   it("skips a hole in the middle", async () => {
     const env = await setup({ register: false, pages: 3 });
-    expect(env.target.munmap(at(1), PAGE)).toBe(0);
+    expect(await env.target.munmap(at(1), PAGE)).toBe(0);
     expect(env.uffd.register({ start: at(0), len: 3 * PAGE, mode: MISSING }).errno).toBe(0);
     expect(layout(env)).toEqual([[at(0), at(1), MISSING, true], [at(2), at(3), MISSING, true]]);
   });
 
   it("skips an unmapped head or tail", async () => {
     const env = await setup({ register: false, pages: 4 });
-    expect(env.target.munmap(at(0), PAGE)).toBe(0);
-    expect(env.target.munmap(at(3), PAGE)).toBe(0);
+    expect(await env.target.munmap(at(0), PAGE)).toBe(0);
+    expect(await env.target.munmap(at(3), PAGE)).toBe(0);
     expect(env.uffd.register({ start: at(0), len: 2 * PAGE, mode: MISSING }).errno).toBe(0);
     expect(env.uffd.register({ start: at(2), len: 2 * PAGE, mode: MISSING }).errno).toBe(0);
     expect(layout(env)).toEqual([[at(1), at(3), MISSING, true]]);
@@ -252,7 +252,7 @@ describe("UFFDIO_COPY", () => {
 
   it("stops before an unmapped second source page", async () => {
     const env = await setup();
-    expect(env.monitor.munmap(env.src + PAGE, PAGE)).toBe(0);
+    expect(await env.monitor.munmap(env.src + PAGE, PAGE)).toBe(0);
     expect(copy(env, 0, 0, 2)).toEqual({ errno: EAGAIN, copy: PAGE });
     expect(present(env, 0)).toBe(1);
     expect(present(env, 1)).toBe(0);
@@ -261,7 +261,7 @@ describe("UFFDIO_COPY", () => {
   it("returns ENOENT outside one registered VMA", async () => {
     const env = await setup();
     expect(env.target.mmap(PAGE, { flags: FIXED, address: at(64) })).toBe(at(64));
-    expect(env.target.munmap(at(4), PAGE)).toBe(0);
+    expect(await env.target.munmap(at(4), PAGE)).toBe(0);
     const cases: Array<[string, number, number]> = [
       ["unregistered", at(64), PAGE],
       ["hole", at(4), PAGE],
@@ -310,7 +310,7 @@ describe("UFFDIO_COPY", () => {
   it("fills again after MADV_DONTNEED", async () => {
     const env = await setup();
     expect(copy(env, 0, 0).errno).toBe(0);
-    expect(env.target.madvise(at(0), PAGE, MADV_DONTNEED)).toBe(0);
+    expect(await env.target.madvise(at(0), PAGE, MADV_DONTNEED)).toBe(0);
     expect(copy(env, 0, 1)).toEqual({ errno: 0, copy: PAGE });
     expect(await settledNow(env.target.read(at(0), PAGE))).toEqual(pageOf(srcByte(1)));
   });

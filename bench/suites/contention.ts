@@ -99,7 +99,7 @@ export async function runContention(context: SuiteContext): Promise<Figure[]> {
     const { retries } = await copyRegionWithForks(setup, perCall, every);
     const delta = statsSince(setup.kernel, before);
     countsByRun.set(run, { pagesPerCall: perCall, ...delta, retries });
-    resetRegion(setup, MADV_DONTNEED);
+    await resetRegion(setup, MADV_DONTNEED);
   }
 
   const orders = new Map(runs.map(({ run }) => [run, new FrameOrderCounter(setup)]));
@@ -110,9 +110,9 @@ export async function runContention(context: SuiteContext): Promise<Figure[]> {
     },
     async: true,
     options: {
-      afterEach: (mode?: string) => {
+      afterEach: async (mode?: string) => {
         if (mode === "run") orders.get(run)!.record();
-        resetRegion(setup, MADV_DONTNEED);
+        await resetRegion(setup, MADV_DONTNEED);
       },
     },
   }));

@@ -53,7 +53,7 @@ export async function runUffdioCopy(context: SuiteContext): Promise<Figure[]> {
     copyRegion(setup, size);
     const delta = statsSince(setup.kernel, before);
     countsBySize.set(size, { pagesPerCall: size, srcPages: size, ioctls: delta.ioctls, pagesCopied: delta.pagesCopied, eagain: delta.eagain });
-    resetRegion(setup, MADV_DONTNEED);
+    await resetRegion(setup, MADV_DONTNEED);
   }
 
   const orders = new Map(UFFDIO_COPY_SIZES.map((size) => [size, new FrameOrderCounter(setup)]));
@@ -62,9 +62,9 @@ export async function runUffdioCopy(context: SuiteContext): Promise<Figure[]> {
     fn: () => copyRegion(setup, size),
     async: false,
     options: {
-      afterEach: (mode?: string) => {
+      afterEach: async (mode?: string) => {
         if (mode === "run") orders.get(size)!.record();
-        resetRegion(setup, MADV_DONTNEED);
+        await resetRegion(setup, MADV_DONTNEED);
       },
     },
   }));

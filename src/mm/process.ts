@@ -13,11 +13,12 @@ import { UffdContext } from "../uffd/context.js";
 import { Userfaultfd } from "../uffd/userfaultfd.js";
 import { handleMissingFault, handleWpFault } from "./fault.js";
 import { forkProcess } from "./fork.js";
+import { MADV_DONTNEED, madvise, munmap, unmapComplete, unmapRangeLocked } from "./unmap.js";
 import type { Kernel } from "./kernel.js";
 import { Mm } from "./mm.js";
 import { Vma } from "./vma.js";
 
-export const MADV_DONTNEED = 4;
+export { MADV_DONTNEED };
 
 export interface MmapOptions {
   /** PROT_* bits; default PROT_READ | PROT_WRITE. */
@@ -79,8 +80,12 @@ export class Process {
     if ((flags & MAP_FIXED) !== 0) {
       start = asU64(requireNumber(options.address ?? NaN, "address"));
       if (!pageAligned(start) || start < this.kernel.mmapMinAddr || start + size > TASK_SIZE) return -EINVAL;
-      const status = this.munmap(start, size);
-      if (status !== 0) return status;
+      this.mm.lock.writeLock();
+      const contexts = unmapRangeLocked(this, start, start + size);
+      this.mm.lock.writeUnlock();
+      // NOTE: the kernel's mmap() sleeps until the monitor reads these UNMAP
+      // events; this mmap() stays synchronous, so it queues them and returns.
+      void unmapComplete(contexts, start, start + size);
     } else {
       start = this.mm.getUnmappedArea(size, this.kernel.mmapMinAddr);
       if (start < 0) return -ENOMEM;
@@ -93,61 +98,27 @@ export class Process {
     return start;
   }
 
-  /** Unmaps [address, address + length); returns 0 or -EINVAL. */
-  munmap(address: number, length: number): number {
+  /**
+   * Unmaps [address, address + length) (munmap(2)). Settles with 0, or
+   * -EINVAL for an unaligned start, a zero length or a range past
+   * TASK_SIZE. With a userfaultfd that has EVENT_UNMAP on the range, it
+   * settles only after the monitor has read the UNMAP event.
+   */
+  munmap(address: number, length: number): Promise<number> {
     this.checkAlive("munmap");
-    const start = asU64(requireNumber(address, "address"));
-    const len = asU64(requireNumber(length, "length"));
-    if (!pageAligned(start) || len === 0 || start + len > TASK_SIZE) return -EINVAL;
-    const end = start + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
-    const mm = this.mm;
-    mm.lock.writeLock();
-    for (const vma of this.splitRange(start, end)) {
-      this.zap(vma.start, vma.end);
-      mm.removeVma(vma);
-    }
-    const core = this.kernel.core.exports;
-    core.free_pgtables(mm.pgd, start, (end - start) / PAGE_SIZE);
-    mm.lock.writeUnlock();
-    return 0;
+    return munmap(this, address, length);
   }
 
   /**
-   * madvise(); MADV_DONTNEED drops the pages of the range, so the next
-   * access faults again (a registered range raises MISSING faults). Returns
-   * 0, -EINVAL for an unaligned start or unknown advice, -ENOMEM when part
-   * of the range is unmapped.
+   * madvise(2); MADV_DONTNEED drops the pages of the range, so the next
+   * access faults again (a registered range raises MISSING faults). With a
+   * userfaultfd that has EVENT_REMOVE, the pages go only after the monitor
+   * has read the REMOVE event. Settles with 0, -EINVAL (unaligned start,
+   * unknown advice) or -ENOMEM (part of the range unmapped).
    */
-  madvise(address: number, length: number, advice: number): number {
+  madvise(address: number, length: number, advice: number): Promise<number> {
     this.checkAlive("madvise");
-    const start = asU64(requireNumber(address, "address"));
-    const len = asU64(requireNumber(length, "length"));
-    requireNumber(advice, "advice");
-    if (!pageAligned(start) || start + len > TASK_SIZE || advice !== MADV_DONTNEED) return -EINVAL;
-    if (len === 0) return 0;
-    const end = start + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
-    const mm = this.mm;
-    mm.lock.readLock();
-    let covered = start;
-    for (const vma of mm.vmasIn(start, end)) {
-      this.zap(Math.max(start, vma.start), Math.min(end, vma.end));
-      if (vma.start > covered) covered = -1;
-      else if (covered >= 0) covered = vma.end;
-    }
-    mm.lock.readUnlock();
-    return covered >= end ? 0 : -ENOMEM;
-  }
-
-  /** Splits VMAs at `start` and `end` and returns those inside; write lock held. */
-  splitRange(start: number, end: number): Vma[] {
-    this.mm.lock.assertWriteLocked();
-    const inside: Vma[] = [];
-    for (const vma of this.mm.vmasIn(start, end)) inside.push(this.mm.isolateRange(vma, start, end));
-    return inside;
-  }
-
-  private zap(start: number, end: number): void {
-    this.kernel.core.exports.zap_page_range(this.mm.pgd, start, (end - start) / PAGE_SIZE);
+    return madvise(this, address, length, advice);
   }
 
   /**

@@ -10,7 +10,7 @@
 import type { Kernel } from "../mm/kernel.js";
 import type { Mm } from "../mm/mm.js";
 import { PAGE_SIZE } from "../constants.js";
-import { pagefaultMsg, type PagefaultMsg } from "./messages.js";
+import { pagefaultMsg, type PagefaultMsg, type UffdMsg } from "./messages.js";
 
 /** A thread asleep in handle_userfault, waiting to be woken. */
 export interface FaultWaiter {
@@ -27,6 +27,8 @@ export interface EventWaiter {
   readonly event: number;
   /** For UFFD_EVENT_FORK: the context created for the child. */
   readonly child: UffdContext | null;
+  /** The message of any other event; FORK's is built when read. */
+  readonly msg: UffdMsg | null;
   /** Ends the producer's wait: `read` is false when the context was released. */
   readonly complete: (read: boolean) => void;
 }
@@ -175,10 +177,10 @@ export class UffdContext {
    * context is released (userfaultfd_event_wait_completion). Returns true
    * when the event was read. The caller lowers mmap_changing afterwards.
    */
-  eventWaitCompletion(event: number, child: UffdContext | null): Promise<boolean> {
+  eventWaitCompletion(event: number, child: UffdContext | null, msg: UffdMsg | null = null): Promise<boolean> {
     if (this.released) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      this.eventQueue.push({ event, child, complete: resolve });
+      this.eventQueue.push({ event, child, msg, complete: resolve });
       this.notifyReaders();
     });
   }

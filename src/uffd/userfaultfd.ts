@@ -270,8 +270,12 @@ export class Userfaultfd {
     if (fault !== undefined) return fault.msg;
     const event = ctx.eventQueue.shift();
     if (event === undefined) return READ_EAGAIN;
+    if (event.msg !== null) {
+      event.complete(true);
+      return event.msg;
+    }
     if (event.event !== UFFD_EVENT_FORK || event.child === null) {
-      throw new Error(`read: event 0x${event.event.toString(16)} is not modelled`);
+      throw new Error(`read: event 0x${event.event.toString(16)} has no message`);
     }
     // resolve_userfault_fork: install the child context in the reader's file table.
     const msg = forkMsg(new Userfaultfd(event.child, this.owner));
