@@ -12,3 +12,12 @@ export type { MoveArgs, MoveResult, PoisonArgs, PoisonResult, WriteprotectArgs }
 export type { UffdMsg, PagefaultMsg, ForkMsg, ReadResult, ReadError } from "./uffd/messages.js";
 export { KernelError, SignalError } from "./errors.js";
 export { WasmCoreAbort, wasmSha256, type CoreBuild } from "./wasm/core.js";
+export {
+  UFFDIO_API, UFFDIO_REGISTER, UFFDIO_UNREGISTER, UFFDIO_WAKE, UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_MOVE,
+  UFFDIO_WRITEPROTECT, UFFDIO_CONTINUE, UFFDIO_POISON, UFFD_MSG_SIZE, UFFDIO_API_SIZE, UFFDIO_RANGE_SIZE,
+  UFFDIO_REGISTER_SIZE, UFFDIO_COPY_SIZE, UFFDIO_ZEROPAGE_SIZE, UFFDIO_MOVE_SIZE, UFFDIO_WRITEPROTECT_SIZE,
+  UFFDIO_CONTINUE_SIZE, UFFDIO_POISON_SIZE, encodeMsg, decodeMsg, readBytes, ioctl,
+  type DecodedMsg, type DecodedPagefault, type DecodedFork, type DecodedRemap, type DecodedRemove,
+  type ReadBytesResult,
+} from "./uffd/abi.js";
+export type { RemapMsg, RangeMsg } from "./uffd/messages.js";
