@@ -15,7 +15,7 @@ import { TASK_SIZE, pgdAlloc, pgdFree, pteRead, freePteTables, walkCacheFlush } 
 import { setCopyKernel, getCopyKernel, copyPagesBench } from "./copy";
 import { mfillCopy, mfillZeropage, mfillPoison, movePages, pagesDone } from "./mfill";
 import { mwriteprotectRange } from "./protect";
-import { copyPageRange, zapPageRange, countPresent } from "./memory";
+import { copyPageRange, zapPageRange, countPresent, movePageTables } from "./memory";
 import { accessVm, doAnonymousPage } from "./access";
 
 const TASK_SIZE_F64: f64 = <f64>TASK_SIZE;
@@ -192,4 +192,12 @@ export function mwriteprotect_range(root: u32, start: f64, pages: u32, flags: u3
   if (!validRoot(root) || !validRange(start, pages)) return EINVAL;
   const from = <u64>start;
   return mwriteprotectRange(<usize>root, from, from + (<u64>pages << PAGE_SHIFT), flags);
+}
+
+/** Moves the entries of [from, from + pages) to `to` (mremap); the ranges must not overlap. */
+export function move_page_tables(root: u32, from: f64, to: f64, pages: u32): i32 {
+  if (!validRoot(root) || !validRange(from, pages) || !validRange(to, pages)) return EINVAL;
+  const span = <f64>pages * 4096;
+  if (from < to + span && to < from + span) return EINVAL;
+  return movePageTables(<usize>root, <u64>from, <u64>to, pages);
 }

@@ -5,7 +5,7 @@
 
 import { OK, ENOMEM } from "./status";
 import { PAGE_SHIFT, frameGet, framePut } from "./frames";
-import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_UFFD_WP, PTE_POISON, pteTable, pteTableAt, pteFrame, nextVa } from "./pgtable";
+import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_UFFD_WP, PTE_POISON, pteTable, pteTableAt, pteFrame, pteSlot, nextVa } from "./pgtable";
 import { setPagesDone } from "./mfill";
 
 /** copy_page_range flag: private mapping, so present pages become copy-on-write. */
@@ -129,4 +129,32 @@ export function countPresent(root: usize, start: u64, end: u64): u32 {
     }
   }
   return count;
+}
+
+/**
+ * Moves every entry of [from, from + pages) to the same offset at `to`, as
+ * mremap() moves page tables: present pages, markers and uffd-wp bits go
+ * along unchanged and the old entries become none. Frames keep their
+ * refcounts. Leaves the entries moved in `pagesDone`. On ENOMEM (no frame
+ * for a destination table) the entries before the failing one have moved.
+ */
+export function movePageTables(root: usize, from: u64, to: u64, pages: u32): i32 {
+  let moved: u32 = 0;
+  for (let i: u32 = 0; i < pages; i++) {
+    const offset = <u64>i << PAGE_SHIFT;
+    const srcSlot = pteSlot(root, from + offset, false);
+    if (srcSlot == 0) continue;
+    const pte = load<u64>(srcSlot);
+    if (pte == 0) continue;
+    const dstSlot = pteSlot(root, to + offset, true);
+    if (dstSlot == 0) {
+      setPagesDone(moved);
+      return ENOMEM;
+    }
+    store<u64>(dstSlot, pte);
+    store<u64>(srcSlot, 0);
+    moved++;
+  }
+  setPagesDone(moved);
+  return OK;
 }

@@ -33,6 +33,11 @@ export const MAP_PRIVATE = 0x02;
 export const MAP_FIXED = 0x10;
 export const MAP_ANONYMOUS = 0x20;
 
+// mremap flags.
+export const MREMAP_MAYMOVE = 1;
+export const MREMAP_FIXED = 2;
+export const MREMAP_DONTUNMAP = 4;
+
 // userfaultfd() flags.
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;

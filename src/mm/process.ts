@@ -13,6 +13,7 @@ import { UffdContext } from "../uffd/context.js";
 import { Userfaultfd } from "../uffd/userfaultfd.js";
 import { handleMissingFault, handleWpFault } from "./fault.js";
 import { forkProcess } from "./fork.js";
+import { mremap } from "./mremap.js";
 import { MADV_DONTNEED, madvise, munmap, unmapComplete, unmapRangeLocked } from "./unmap.js";
 import type { Kernel } from "./kernel.js";
 import { Mm } from "./mm.js";
@@ -107,6 +108,17 @@ export class Process {
   munmap(address: number, length: number): Promise<number> {
     this.checkAlive("munmap");
     return munmap(this, address, length);
+  }
+
+  /**
+   * Resizes or moves a mapping (mremap(2)); see mm/mremap.ts. Settles with
+   * the new address or a negative errno. With a userfaultfd that has
+   * EVENT_REMAP on a moved range, it settles only after the monitor has read
+   * the REMAP event (and any UNMAP events it owes).
+   */
+  mremap(oldAddress: number, oldSize: number, newSize: number, flags: number, newAddress?: number): Promise<number> {
+    this.checkAlive("mremap");
+    return mremap(this, oldAddress, oldSize, newSize, flags, newAddress);
   }
 
   /**

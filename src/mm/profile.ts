@@ -36,12 +36,13 @@ export interface KernelProfile {
 
 /**
  * The feature bits whose behaviour the model implements. Others that the
- * kernel reports (the REMAP event, MINOR and hugetlbfs variants, WP on
- * shmem) are not offered yet: UFFDIO_API rejects them with EINVAL, as a
+ * kernel reports (MINOR and hugetlbfs variants, WP on shmem) are not
+ * offered yet: UFFDIO_API rejects them with EINVAL, as a
  * kernel without them would.
  */
 const FEATURES_MODELLED =
-  UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP |
+  UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
+  UFFD_FEATURE_EVENT_UNMAP |
   UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID |
   UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_POISON | UFFD_FEATURE_WP_ASYNC |
   UFFD_FEATURE_MOVE;

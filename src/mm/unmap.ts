@@ -81,7 +81,7 @@ export async function munmap(process: Process, address: number, length: number):
   mm.lock.writeLock();
   const contexts = unmapRangeLocked(process, start, end);
   mm.lock.writeUnlock();
-  await unmapComplete(contexts, start, end);
+  if (contexts.length > 0) await unmapComplete(contexts, start, end);
   return 0;
 }
 

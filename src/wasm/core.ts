@@ -36,6 +36,7 @@ export interface CoreExports {
   mfill_poison(dstRoot: number, dst: number, pages: number): number;
   move_pages(root: number, dst: number, src: number, pages: number, flags: number): number;
   mwriteprotect_range(root: number, start: number, pages: number, flags: number): number;
+  move_page_tables(root: number, from: number, to: number, pages: number): number;
 }
 
 export type CoreBuild = "release" | "debug";
