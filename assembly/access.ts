@@ -16,16 +16,19 @@ import { setPagesDone } from "./mfill";
 export const ACCESS_WRITE: u32 = 1;
 /** access flag: the VMA allows writes, so a read-only PTE is copy-on-write. */
 export const ACCESS_VMA_WRITE: u32 = 2;
+/** access flag: the VMA is a shared mapping: a write never copies, it only sets the write bit. */
+export const ACCESS_SHARED: u32 = 4;
 
 /**
  * Makes the present entry at `slot` writable for a store, breaking
- * copy-on-write sharing: a shared or zero frame is replaced by a private
- * copy. Returns the entry now in place, or 0 when no frame is left.
+ * copy-on-write sharing: in a private mapping a shared or zero frame is
+ * replaced by a private copy; in a shared mapping the frame stays. Returns
+ * the entry now in place, or 0 when no frame is left.
  */
-function breakCow(slot: usize, pte: u64): u64 {
+function breakCow(slot: usize, pte: u64, shared: bool): u64 {
   const old = pteFrame(pte);
   let entry: u64;
-  if (old != zeroFrame && frameRefcount(old) == 1) {
+  if (shared || (old != zeroFrame && frameRefcount(old) == 1)) {
     // Sole user: reuse the frame, as do_wp_page's reuse path does.
     entry = pte | PTE_WRITE;
   } else {
@@ -64,7 +67,7 @@ export function accessVm(root: usize, va: u64, len: u32, io: usize, flags: u32):
       if ((pte & PTE_UFFD_WP) != 0) return FAULT_WP;
       if ((pte & PTE_WRITE) == 0) {
         if ((flags & ACCESS_VMA_WRITE) == 0) return FAULT_ACCESS;
-        pte = breakCow(slot, pte);
+        pte = breakCow(slot, pte, (flags & ACCESS_SHARED) != 0);
         if (pte == 0) return ENOMEM;
       }
       memory.copy(pteFrame(pte) + offset, io + done, chunk);

@@ -8,13 +8,14 @@
 
 import { OK, EINVAL } from "./status";
 import {
-  PAGE_SHIFT, FRAME_BENCH, FRAME_FREE, FRAME_ROOT, framesInit, frameKind, framesUsedCount, framesCapacity, framesAllocContiguous,
+  PAGE_SHIFT, FRAME_BENCH, FRAME_FREE, FRAME_PAGE, FRAME_ROOT, framesInit, frameKind, framesUsedCount, framesCapacity, framesAllocContiguous,
   frameRefcount, frameBase, ioBase, ioSize, zeroFrame,
 } from "./frames";
 import { TASK_SIZE, pgdAlloc, pgdFree, pteRead, freePteTables, walkCacheFlush } from "./pgtable";
 import { setCopyKernel, getCopyKernel, copyPagesBench } from "./copy";
 import { mfillCopy, mfillZeropage, mfillPoison, movePages, pagesDone } from "./mfill";
 import { mwriteprotectRange } from "./protect";
+import { cacheFindOrAddZero, cacheLookup, cachePunchHole, mapFrame, mfillContinue, mfillShmem } from "./shmem";
 import { copyPageRange, zapPageRange, countPresent, movePageTables } from "./memory";
 import { accessVm, doAnonymousPage } from "./access";
 
@@ -200,4 +201,39 @@ export function move_page_tables(root: u32, from: f64, to: f64, pages: u32): i32
   const span = <f64>pages * 4096;
   if (from < to + span && to < from + span) return EINVAL;
   return movePageTables(<usize>root, <u64>from, <u64>to, pages);
+}
+
+/** Returns the frame the cache tree `cache` holds at file offset `off`, or 0. */
+export function cache_lookup(cache: u32, off: f64): u32 {
+  if (!validRoot(cache) || !validAddress(off)) return 0;
+  return <u32>cacheLookup(<usize>cache, <u64>off);
+}
+
+/** Returns the frame cached at `off`, adding a zeroed one for a hole; 0 when no frame is left. */
+export function cache_find_or_add_zero(cache: u32, off: f64): u32 {
+  if (!validRoot(cache) || !validRange(off, 1)) return 0;
+  return <u32>cacheFindOrAddZero(<usize>cache, <u64>off);
+}
+
+export function cache_punch_hole(cache: u32, off: f64, pages: u32): i32 {
+  if (!validRoot(cache) || !validRange(off, pages)) return EINVAL;
+  return cachePunchHole(<usize>cache, <u64>off, pages);
+}
+
+/** Maps the live frame `frame` at `va`, taking a reference; a populated entry is left alone. */
+export function map_frame(root: u32, va: f64, frame: u32, pteFlags: u32): i32 {
+  if (!validRoot(root) || !validRange(va, 1) || frameKind(<usize>frame) != FRAME_PAGE) return EINVAL;
+  return mapFrame(<usize>root, <u64>va, <usize>frame, <u64>pteFlags & 0x402);
+}
+
+export function mfill_shmem(dstRoot: u32, dst: f64, cache: u32, off: f64, srcRoot: u32, src: f64, pages: u32, pteFlags: u32, zero: u32): i32 {
+  if (!validRoot(dstRoot) || !validRoot(cache) || !validRoot(srcRoot)) return EINVAL;
+  if (!validRange(dst, pages) || !validRange(off, pages)) return EINVAL;
+  if (zero == 0 && (!validAddress(src) || src + (<f64>pages + 1) * 4096 > TASK_SIZE_F64)) return EINVAL;
+  return mfillShmem(<usize>dstRoot, <u64>dst, <usize>cache, <u64>off, <usize>srcRoot, <u64>src, pages, <u64>pteFlags & 0x402, zero != 0);
+}
+
+export function mfill_continue(dstRoot: u32, dst: f64, cache: u32, off: f64, pages: u32, pteFlags: u32): i32 {
+  if (!validRoot(dstRoot) || !validRoot(cache) || !validRange(dst, pages) || !validRange(off, pages)) return EINVAL;
+  return mfillContinue(<usize>dstRoot, <u64>dst, <usize>cache, <u64>off, pages, <u64>pteFlags & 0x402);
 }

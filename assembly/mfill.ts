@@ -20,7 +20,7 @@ export function setPagesDone(count: u32): void {
 }
 
 /** Returns the present frame address backing `va` in `root`, or 0. */
-function sourceFrame(root: usize, va: u64): usize {
+export function sourceFrame(root: usize, va: u64): usize {
   const table = pteTableCached(root, va, false);
   if (table == 0) return 0;
   const pte = load<u64>(pteIndexSlot(table, va));
@@ -160,4 +160,29 @@ export function movePages(root: usize, dst: u64, src: u64, pages: u32, flags: u3
     pagesDone = i + 1;
   }
   return OK;
+}
+
+/**
+ * Copies the 4 KiB at `src` (any alignment) in tree `srcRoot` into `frame`.
+ * Returns false, copying nothing, when a source page is not present.
+ */
+export function copyFromSource(frame: usize, srcRoot: usize, src: u64): bool {
+  const offset = <usize>(src & (PAGE_SIZE - 1));
+  const first = sourceFrame(srcRoot, src);
+  if (first == 0) return false;
+  if (offset == 0) {
+    copyPage(frame, first);
+    return true;
+  }
+  const second = sourceFrame(srcRoot, src + PAGE_SIZE);
+  if (second == 0) return false;
+  memory.copy(frame, first + offset, <usize>PAGE_SIZE - offset);
+  memory.copy(frame + PAGE_SIZE - offset, second, offset);
+  return true;
+}
+
+/** Returns whether every source page of the 4 KiB at `src` is present. */
+export function sourcePresent(srcRoot: usize, src: u64): bool {
+  if (sourceFrame(srcRoot, src) == 0) return false;
+  return (src & (PAGE_SIZE - 1)) == 0 || sourceFrame(srcRoot, src + PAGE_SIZE) != 0;
 }

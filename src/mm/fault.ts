@@ -2,11 +2,11 @@
 // Linux counterparts: mm/memory.c handle_mm_fault() and do_anonymous_page(),
 // and fs/userfaultfd.c handle_userfault().
 
-import { ENOMEM, PAGE_SIZE, SIGBUS, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE } from "../constants.js";
+import { ENOMEM, PAGE_SIZE, SIGBUS, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE } from "../constants.js";
 import { KernelError, SignalError } from "../errors.js";
-import { PTE_UFFD_WP, WP_VMA_WRITE } from "../wasm/core.js";
+import { PTE_UFFD_WP, PTE_WRITE, WP_VMA_WRITE } from "../wasm/core.js";
 import type { Process } from "./process.js";
-import { VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from "./vma.js";
+import { VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from "./vma.js";
 
 /**
  * Resolves a fault on a page with no present entry, with the mmap_lock held
@@ -21,6 +21,7 @@ export function handleMissingFault(process: Process, vma: Vma, address: number, 
   if (write && (process.kernel.core.exports.pte_read(mm.pgd, address) >>> 0) === PTE_UFFD_WP) {
     return handleWpFault(process, vma, address);
   }
+  if (vma.file !== null) return handleFileFault(process, vma, address, write);
   if (ctx !== null && (vma.uffdFlags & VM_UFFD_MISSING) !== 0 && !ctx.released) {
     const sleep = handleUserfault(process, address, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
     mm.lock.readUnlock();
@@ -52,6 +53,45 @@ export function handleWpFault(process: Process, vma: Vma, address: number): Prom
   const page = address - (address % PAGE_SIZE);
   process.kernel.core.exports.mwriteprotect_range(process.mm.pgd, page, 1, vma.writable ? WP_VMA_WRITE : 0);
   process.mm.lock.readUnlock();
+  return null;
+}
+
+/**
+ * Resolves a fault on a file mapping (shmem_fault, filemap_fault) with the
+ * mmap_lock held for read; releases it. A page in the cache is mapped, or
+ * raises a MINOR fault in a MINOR-registered VMA; a hole raises a MISSING
+ * fault in a MISSING-registered VMA, else gets a zeroed page in the cache.
+ * A private mapping maps cache pages read-only, so a write copies them.
+ */
+function handleFileFault(process: Process, vma: Vma, address: number, write: boolean): Promise<void> | null {
+  const mm = process.mm;
+  const core = process.kernel.core.exports;
+  const file = vma.file!;
+  const page = address - (address % PAGE_SIZE);
+  const offset = vma.fileOffset(page);
+  if (offset >= file.size) {
+    mm.lock.readUnlock();
+    throw new SignalError(SIGBUS, address, `offset ${offset} is past the end of file ${file.name}`);
+  }
+  const ctx = vma.uffdCtx;
+  const live = ctx !== null && !ctx.released;
+  const writeFlag = write ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
+  let frame = core.cache_lookup(file.cache, offset) >>> 0;
+  if (frame !== 0 && live && (vma.uffdFlags & VM_UFFD_MINOR) !== 0) {
+    const sleep = handleUserfault(process, address, writeFlag | UFFD_PAGEFAULT_FLAG_MINOR);
+    mm.lock.readUnlock();
+    return sleep;
+  }
+  if (frame === 0 && live && (vma.uffdFlags & VM_UFFD_MISSING) !== 0) {
+    const sleep = handleUserfault(process, address, writeFlag);
+    mm.lock.readUnlock();
+    return sleep;
+  }
+  if (frame === 0) frame = core.cache_find_or_add_zero(file.cache, offset) >>> 0;
+  const status = frame === 0 ? ENOMEM : core.map_frame(mm.pgd, page, frame, vma.isShared && vma.writable ? PTE_WRITE : 0);
+  mm.lock.readUnlock();
+  if (status === ENOMEM) throw new KernelError(ENOMEM, `out of memory: no frame for the fault at 0x${address.toString(16)}`);
+  if (status !== 0) throw new Error(`map_frame failed with status ${status}`);
   return null;
 }
 

@@ -76,7 +76,11 @@ export async function forkProcess(parent: Process): Promise<Process> {
     const vma = parentVma.clone();
     dupUserfaultfd(child, vma, contexts);
     child.mm.insertVma(vma);
-    const flags = (vma.isShared ? 0 : CPR_COW) | ((vma.uffdFlags & VM_UFFD_WP) !== 0 ? CPR_KEEP_UFFD_WP : 0);
+    // vma_needs_copy: a shared mapping without uffd-wp state is not copied;
+    // the child faults its pages in from the page cache.
+    const keepWp = (vma.uffdFlags & VM_UFFD_WP) !== 0;
+    if (vma.isShared && !keepWp) continue;
+    const flags = (vma.isShared ? 0 : CPR_COW) | (keepWp ? CPR_KEEP_UFFD_WP : 0);
     status = core.copy_page_range(child.mm.pgd, parent.mm.pgd, vma.start, vma.length / PAGE_SIZE, flags);
     kernel.stats.ptesCopied += core.pages_done() >>> 0;
     if (status !== 0) break;

@@ -5,6 +5,7 @@ import { PAGE_SIZE } from "../constants.js";
 import { WasmCore, type CoreBuild } from "../wasm/core.js";
 import type { GateMode, UffdContext } from "../uffd/context.js";
 import { kernelProfile, type KernelProfile, type KernelVersion } from "./profile.js";
+import { MappedFile, type FileKind } from "./file.js";
 import { Process } from "./process.js";
 
 export interface KernelOptions {
@@ -53,6 +54,8 @@ export class Kernel {
   readonly processes = new Map<number, Process>();
   /** Live userfaultfd contexts, for exit's wake-up of blocked faults. */
   readonly contexts = new Set<UffdContext>();
+  /** Files whose page cache is still allocated. */
+  readonly files = new Set<MappedFile>();
   readonly stats: KernelStats = { ioctls: 0, pagesCopied: 0, pagesZeroed: 0, eagain: 0, faults: 0, ptesCopied: 0, forks: 0 };
   private nextPid = 1;
 
@@ -104,6 +107,64 @@ export class Kernel {
     const process = new Process(this, this.nextPid++, pgd);
     this.processes.set(process.pid, process);
     return process;
+  }
+
+  /**
+   * Creates a shmem file of `size` bytes (memfd_create(2) and ftruncate):
+   * mappings of it can be registered with userfaultfd, MINOR mode included.
+   * With `readOnly` the handle is as if reopened O_RDONLY: a shared mapping
+   * of it cannot be made writable, and registering it fails with EPERM.
+   */
+  memfdCreate(name: string, size: number, options: { readOnly?: boolean } = {}): MappedFile {
+    return this.createMappedFile("shmem", name, size, options.readOnly === true);
+  }
+
+  /**
+   * Creates a regular (non-shmem) file of `size` bytes, opened read-only
+   * with `readOnly`. Its mappings cannot be registered with userfaultfd.
+   */
+  createFile(name: string, size: number, options: { readOnly?: boolean } = {}): MappedFile {
+    return this.createMappedFile("regular", name, size, options.readOnly === true);
+  }
+
+  /** Creates the hidden shmem file behind a shared anonymous mapping, closed from the start. */
+  createAnonymousShmem(size: number): MappedFile | null {
+    const cache = this.core.exports.pgd_alloc() >>> 0;
+    if (cache === 0) return null;
+    const file = new MappedFile(this, "shmem", "dev/zero (shared)", size, false, cache);
+    file.closed = true;
+    this.files.add(file);
+    return file;
+  }
+
+  private createMappedFile(kind: FileKind, name: string, size: number, readOnly: boolean): MappedFile {
+    if (typeof name !== "string") throw new TypeError("name must be a string");
+    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+      throw new RangeError(`size must be a whole number of bytes, got ${String(size)}`);
+    }
+    const cache = this.core.exports.pgd_alloc() >>> 0;
+    if (cache === 0) throw new RangeError(`no frame left for the page cache of ${name}`);
+    const file = new MappedFile(this, kind, name, size, readOnly, cache);
+    this.files.add(file);
+    return file;
+  }
+
+  /** Frees the page cache of every closed file that no live VMA maps. */
+  releaseUnusedFiles(): void {
+    for (const file of this.files) {
+      if (!file.closed) continue;
+      let mapped = false;
+      for (const process of this.processes.values()) {
+        if (process.mm.vmaList().some((vma) => vma.file === file)) {
+          mapped = true;
+          break;
+        }
+      }
+      if (mapped) continue;
+      this.core.exports.pgd_free(file.cache);
+      file.cache = 0;
+      this.files.delete(file);
+    }
   }
 
   /** Frames in use (page tables, pages and the zero frame). */

@@ -108,6 +108,7 @@ export class Mm {
   splitVma(vma: Vma, address: number): Vma {
     const upper = vma.clone();
     upper.start = address;
+    upper.pgoff = vma.pgoff + (address - vma.start);
     vma.end = address;
     this.insertVma(upper);
     return upper;

@@ -4,22 +4,23 @@
 // kernel/exit.c, and the access itself (the CPU plus the fault path).
 
 import {
-  EINVAL, ENOMEM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  EACCES, EINVAL, ENOMEM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
   SIGBUS, SIGSEGV, TASK_SIZE, O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY,
 } from "../constants.js";
 import { KernelError, SignalError, asU64, hasOnlyBits, requireNumber } from "../errors.js";
-import { ACCESS_VMA_WRITE, ACCESS_WRITE, FAULT_ACCESS, FAULT_MISSING, FAULT_POISON, FAULT_WP } from "../wasm/core.js";
+import { ACCESS_SHARED, ACCESS_VMA_WRITE, ACCESS_WRITE, FAULT_ACCESS, FAULT_MISSING, FAULT_POISON, FAULT_WP } from "../wasm/core.js";
 import { UffdContext } from "../uffd/context.js";
 import { Userfaultfd } from "../uffd/userfaultfd.js";
 import { handleMissingFault, handleWpFault } from "./fault.js";
 import { forkProcess } from "./fork.js";
 import { mremap } from "./mremap.js";
-import { MADV_DONTNEED, madvise, munmap, unmapComplete, unmapRangeLocked } from "./unmap.js";
+import { MADV_DONTNEED, MADV_REMOVE, madvise, munmap, unmapComplete, unmapRangeLocked } from "./unmap.js";
 import type { Kernel } from "./kernel.js";
 import { Mm } from "./mm.js";
 import { Vma } from "./vma.js";
+import { MappedFile } from "./file.js";
 
-export { MADV_DONTNEED };
+export { MADV_DONTNEED, MADV_REMOVE };
 
 export interface MmapOptions {
   /** PROT_* bits; default PROT_READ | PROT_WRITE. */
@@ -28,6 +29,10 @@ export interface MmapOptions {
   flags?: number;
   /** Placement for MAP_FIXED; ignored otherwise. */
   address?: number;
+  /** The file to map (without MAP_ANONYMOUS), from Kernel.memfdCreate() or Kernel.createFile(). */
+  file?: MappedFile;
+  /** File offset of the mapping, page aligned; default 0. */
+  offset?: number;
 }
 
 const pageAligned = (value: number) => value % PAGE_SIZE === 0;
@@ -56,26 +61,35 @@ export class Process {
   }
 
   /**
-   * Maps anonymous memory and returns its address, or a negative errno as
-   * the raw system call does: -EINVAL for a zero length, unknown or
-   * unsupported flags or an unaligned MAP_FIXED address, -ENOMEM when no
-   * range is free.
+   * Maps memory and returns its address, or a negative errno as the raw
+   * system call does: -EINVAL for a zero length, unknown flags, not exactly
+   * one of MAP_SHARED and MAP_PRIVATE, a file with MAP_ANONYMOUS or none
+   * without it, or an unaligned MAP_FIXED address or offset; -EACCES for a
+   * writable shared mapping of a read-only file; -ENOMEM when no range is
+   * free. MAP_SHARED | MAP_ANONYMOUS maps a new shmem object.
    */
   mmap(length: number, options: MmapOptions = {}): number {
     this.checkAlive("mmap");
     requireNumber(length, "length");
     const prot = options.prot ?? PROT_READ | PROT_WRITE;
-    const flags = options.flags ?? MAP_PRIVATE | MAP_ANONYMOUS;
+    const flags = options.flags ?? (options.file ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS);
     requireNumber(prot, "prot");
     requireNumber(flags, "flags");
+    const offset = asU64(requireNumber(options.offset ?? 0, "offset"));
+    const fileArg = options.file;
+    if (fileArg !== undefined && !(fileArg instanceof MappedFile)) throw new TypeError("file must come from Kernel.memfdCreate() or Kernel.createFile()");
     const len = asU64(length);
     if (len === 0 || !hasOnlyBits(asU64(prot), PROT_READ | PROT_WRITE)) return -EINVAL;
     if (!hasOnlyBits(asU64(flags), MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_SHARED)) return -EINVAL;
-    // NOTE: only private anonymous memory is modelled so far; shared
-    // mappings are refused rather than silently treated as private.
-    if ((flags & MAP_ANONYMOUS) === 0 || (flags & MAP_SHARED) !== 0 || (flags & MAP_PRIVATE) === 0) return -EINVAL;
+    const shared = (flags & MAP_SHARED) !== 0;
+    if (shared === ((flags & MAP_PRIVATE) !== 0)) return -EINVAL;
+    const anonymous = (flags & MAP_ANONYMOUS) !== 0;
+    if (anonymous === (fileArg !== undefined) || !pageAligned(offset)) return -EINVAL;
     if (len > TASK_SIZE) return -ENOMEM;
     const size = Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
+    if (fileArg !== undefined && fileArg.cache === 0) return -EINVAL;
+    const mayWrite = !(shared && fileArg !== undefined && fileArg.readOnly);
+    if (!mayWrite && (prot & PROT_WRITE) !== 0) return -EACCES;
 
     let start: number;
     if ((flags & MAP_FIXED) !== 0) {
@@ -91,8 +105,13 @@ export class Process {
       start = this.mm.getUnmappedArea(size, this.kernel.mmapMinAddr);
       if (start < 0) return -ENOMEM;
     }
+    let file = fileArg ?? null;
+    if (file === null && shared) {
+      file = this.kernel.createAnonymousShmem(size);
+      if (file === null) return -ENOMEM;
+    }
     this.mm.lock.writeLock();
-    const vma = new Vma(start, start + size, prot, flags & (MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS));
+    const vma = new Vma(start, start + size, prot, flags & (MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS), file, offset, mayWrite);
     this.mm.insertVma(vma);
     this.mm.mergeAround(vma);
     this.mm.lock.writeUnlock();
@@ -169,7 +188,8 @@ export class Process {
       const length = Math.min(buffer.length - done, vma.end - at, core.ioSize);
       const io = core.io();
       if (write) io.set(buffer.subarray(done, done + length));
-      const flags = (write ? ACCESS_WRITE : 0) | (vma.writable ? ACCESS_VMA_WRITE : 0);
+      let flags = (write ? ACCESS_WRITE : 0) | (vma.writable ? ACCESS_VMA_WRITE : 0);
+      if (vma.isShared) flags |= ACCESS_SHARED;
       const status = core.exports.access_vm(mm.pgd, at, length, flags);
       const moved = core.exports.pages_done() >>> 0;
       if (!write) buffer.set(core.io().subarray(0, moved), done);
@@ -260,5 +280,6 @@ export class Process {
     mm.pgd = 0;
     mm.lock.writeUnlock();
     this.kernel.processes.delete(this.pid);
+    this.kernel.releaseUnusedFiles();
   }
 }

@@ -6,7 +6,8 @@ import {
   UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_EVENT_REMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP,
   UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_MISSING_HUGETLBFS, UFFD_FEATURE_MISSING_SHMEM, UFFD_FEATURE_MOVE,
   UFFD_FEATURE_PAGEFAULT_FLAG_WP, UFFD_FEATURE_POISON, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID,
-  UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED,
+  UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED, UFFD_FEATURE_MINOR_HUGETLBFS, UFFD_FEATURE_MINOR_SHMEM,
+  UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
 } from "../constants.js";
 import type { GateMode } from "../uffd/context.js";
 
@@ -22,6 +23,8 @@ export interface KernelProfile {
   readonly features: number;
   /** UFFDIO_WRITEPROTECT and COPY's MODE_WP exist (5.7 and later). */
   readonly wp: boolean;
+  /** MINOR registration and UFFDIO_CONTINUE exist (5.13/5.14 and later). */
+  readonly minor: boolean;
   /** UFFDIO_POISON exists (6.6 and later). */
   readonly poison: boolean;
   /** UFFDIO_MOVE exists (6.8 and later). */
@@ -42,7 +45,8 @@ export interface KernelProfile {
  */
 const FEATURES_MODELLED =
   UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_EVENT_FORK | UFFD_FEATURE_EVENT_REMAP | UFFD_FEATURE_EVENT_REMOVE |
-  UFFD_FEATURE_EVENT_UNMAP |
+  UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_EVENT_UNMAP |
+  UFFD_FEATURE_MINOR_HUGETLBFS | UFFD_FEATURE_MINOR_SHMEM | UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
   UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID |
   UFFD_FEATURE_EXACT_ADDRESS | UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_POISON | UFFD_FEATURE_WP_ASYNC |
   UFFD_FEATURE_MOVE;
@@ -53,29 +57,29 @@ const FEATURES_4_14 =
   UFFD_FEATURE_MISSING_HUGETLBFS | UFFD_FEATURE_MISSING_SHMEM | UFFD_FEATURE_EVENT_UNMAP |
   UFFD_FEATURE_SIGBUS | UFFD_FEATURE_THREAD_ID;
 /** 5.15 adds PAGEFAULT_FLAG_WP (reported since 5.10) and the MINOR features (bits 9 and 10). */
-const FEATURES_5_15 = FEATURES_4_14 | UFFD_FEATURE_PAGEFAULT_FLAG_WP | (1 << 9) | (1 << 10);
+const FEATURES_5_15 = FEATURES_4_14 | UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_MINOR_HUGETLBFS | UFFD_FEATURE_MINOR_SHMEM;
 /** 6.8 reports every bit up to MOVE (bit 16): 0x1ffff. */
 const FEATURES_6_8 = 0x1ffff;
 
 const PROFILES: Record<KernelVersion, KernelProfile> = {
   "4.17": {
-    version: "4.17", gate: "none", features: FEATURES_4_14 & FEATURES_MODELLED, wp: false, poison: false,
+    version: "4.17", gate: "none", features: FEATURES_4_14 & FEATURES_MODELLED, wp: false, minor: false, poison: false,
     move: false, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true,
   },
   "4.18": {
-    version: "4.18", gate: "bool", features: FEATURES_4_14 & FEATURES_MODELLED, wp: false, poison: false,
+    version: "4.18", gate: "bool", features: FEATURES_4_14 & FEATURES_MODELLED, wp: false, minor: false, poison: false,
     move: false, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true,
   },
   "5.15": {
-    version: "5.15", gate: "counter", features: FEATURES_5_15 & FEATURES_MODELLED, wp: true, poison: false,
+    version: "5.15", gate: "counter", features: FEATURES_5_15 & FEATURES_MODELLED, wp: true, minor: true, poison: false,
     move: false, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true,
   },
   "6.8": {
-    version: "6.8", gate: "counter", features: FEATURES_6_8 & FEATURES_MODELLED, wp: true, poison: true,
+    version: "6.8", gate: "counter", features: FEATURES_6_8 & FEATURES_MODELLED, wp: true, minor: true, poison: true,
     move: true, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true,
   },
   "6.18": {
-    version: "6.18", gate: "counter", features: FEATURES_6_8 & FEATURES_MODELLED, wp: true, poison: true,
+    version: "6.18", gate: "counter", features: FEATURES_6_8 & FEATURES_MODELLED, wp: true, minor: true, poison: true,
     move: true, outFieldOnGate: true, unregisterForeignEinval: true, forkEventOnFailure: false,
   },
 };

@@ -26,14 +26,35 @@
 //                                         read() -> UNMAP(start, end)
 //   resume, lower mmap_changing           stop serving [start, end)
 
-import { EINVAL, ENOMEM, PAGE_SIZE, TASK_SIZE, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP } from "../constants.js";
+import { EACCES, EINVAL, ENOMEM, PAGE_SIZE, TASK_SIZE, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP, UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP } from "../constants.js";
 import { asU64, requireNumber } from "../errors.js";
 import type { UffdContext } from "../uffd/context.js";
 import { rangeMsg } from "../uffd/messages.js";
 import { pageAligned } from "../uffd/mfill.js";
+import type { MappedFile } from "./file.js";
 import type { Process } from "./process.js";
 
 export const MADV_DONTNEED = 4;
+export const MADV_REMOVE = 9;
+
+/**
+ * Punches the hole [offset, offset + length) in `file` (shmem_fallocate with
+ * FALLOC_FL_PUNCH_HOLE): every mapping of it, in every process, loses those
+ * pages, then the page cache drops them.
+ */
+function punchHole(process: Process, file: MappedFile, offset: number, length: number): void {
+  const core = process.kernel.core.exports;
+  for (const other of process.kernel.processes.values()) {
+    for (const vma of other.mm.vmaList()) {
+      if (vma.file !== file) continue;
+      const from = Math.max(vma.pgoff, offset);
+      const to = Math.min(vma.pgoff + vma.length, offset + length);
+      if (from >= to) continue;
+      core.zap_page_range(other.mm.pgd, vma.start + (from - vma.pgoff), (to - from) / PAGE_SIZE);
+    }
+  }
+  core.cache_punch_hole(file.cache, offset, length / PAGE_SIZE);
+}
 
 /** Zaps the pages of [start, end) in `process`. */
 function zap(process: Process, start: number, end: number): void {
@@ -81,22 +102,27 @@ export async function munmap(process: Process, address: number, length: number):
   mm.lock.writeLock();
   const contexts = unmapRangeLocked(process, start, end);
   mm.lock.writeUnlock();
+  process.kernel.releaseUnusedFiles();
   if (contexts.length > 0) await unmapComplete(contexts, start, end);
   return 0;
 }
 
 /**
- * madvise(2) with MADV_DONTNEED: drops the pages of the range, so the next
- * access faults again. A registered VMA whose context has EVENT_REMOVE first
+ * madvise(2) with MADV_DONTNEED (drop this mapping's pages, so the next
+ * access faults again) or MADV_REMOVE (punch a hole in the shared file
+ * behind the range). A registered VMA whose context has EVENT_REMOVE first
  * sends REMOVE and waits until it is read. Returns 0, -EINVAL for an
- * unaligned start, a range past TASK_SIZE or other advice, and -ENOMEM when
- * part of the range is unmapped (the mapped parts are still dropped).
+ * unaligned start, a range past TASK_SIZE, other advice or MADV_REMOVE
+ * without a file, -EACCES for MADV_REMOVE on a mapping that is not shared
+ * and writable, and -ENOMEM when part of the range is unmapped (the mapped
+ * parts are still handled).
  */
 export async function madvise(process: Process, address: number, length: number, advice: number): Promise<number> {
   const start = asU64(requireNumber(address, "address"));
   const len = asU64(requireNumber(length, "length"));
   requireNumber(advice, "advice");
-  if (!pageAligned(start) || len > TASK_SIZE || start + len > TASK_SIZE || advice !== MADV_DONTNEED) return -EINVAL;
+  if (!pageAligned(start) || len > TASK_SIZE || start + len > TASK_SIZE) return -EINVAL;
+  if (advice !== MADV_DONTNEED && advice !== MADV_REMOVE) return -EINVAL;
   if (len === 0) return 0;
   const end = start + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
   const mm = process.mm;
@@ -112,6 +138,13 @@ export async function madvise(process: Process, address: number, length: number,
     if (vma.start > cursor) result = -ENOMEM;
     const chunkStart = Math.max(cursor, vma.start);
     let chunkEnd = Math.min(end, vma.end);
+    if (advice === MADV_REMOVE) {
+      const error = vma.file === null ? -EINVAL : !vma.isShared || !vma.writable ? -EACCES : 0;
+      if (error !== 0) {
+        mm.lock.readUnlock();
+        return error;
+      }
+    }
     const ctx = vma.uffdCtx;
     if (ctx !== null && (ctx.features & UFFD_FEATURE_EVENT_REMOVE) !== 0 && !ctx.released) {
       // userfaultfd_remove: raise the gate, drop the lock, wait for the read.
@@ -129,7 +162,12 @@ export async function madvise(process: Process, address: number, length: number,
       }
       chunkEnd = Math.min(chunkEnd, again.end);
     }
-    zap(process, chunkStart, chunkEnd);
+    const current = mm.vmaLookup(chunkStart)!;
+    if (advice === MADV_REMOVE && current.file !== null) {
+      punchHole(process, current.file, current.fileOffset(chunkStart), chunkEnd - chunkStart);
+    } else {
+      zap(process, chunkStart, chunkEnd);
+    }
     cursor = chunkEnd;
   }
   mm.lock.readUnlock();

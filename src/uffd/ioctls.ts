@@ -1,4 +1,4 @@
-// UFFDIO_WRITEPROTECT, UFFDIO_POISON and UFFDIO_MOVE.
+// UFFDIO_WRITEPROTECT, UFFDIO_CONTINUE, UFFDIO_POISON and UFFDIO_MOVE.
 // Linux counterparts: fs/userfaultfd.c userfaultfd_writeprotect(),
 // userfaultfd_poison() and userfaultfd_move(); mm/userfaultfd.c
 // mwriteprotect_range(), mfill_atomic_poison() and move_pages().
@@ -8,14 +8,15 @@
 // partial progress returns EAGAIN with the bytes done.
 
 import {
-  EAGAIN, EINVAL, ENOENT, ESRCH, PAGE_SIZE, UFFD_FEATURE_WP_UNPOPULATED, UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
+  EAGAIN, EINVAL, ENOENT, ESRCH, PAGE_SIZE, UFFD_FEATURE_WP_UNPOPULATED, UFFDIO_CONTINUE_MODE_DONTWAKE,
+  UFFDIO_CONTINUE_MODE_WP, UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES,
   UFFDIO_MOVE_MODE_DONTWAKE, UFFDIO_POISON_MODE_DONTWAKE, UFFDIO_WRITEPROTECT_MODE_DONTWAKE,
   UFFDIO_WRITEPROTECT_MODE_WP,
 } from "../constants.js";
 import { asU64, hasOnlyBits, requireNumber, requireObject } from "../errors.js";
 import type { Mm } from "../mm/mm.js";
 import { VM_UFFD_WP } from "../mm/vma.js";
-import { MOVE_ALLOW_SRC_HOLES, MOVE_DST_WRITE, WP_MARKERS, WP_PROTECT, WP_VMA_WRITE } from "../wasm/core.js";
+import { MOVE_ALLOW_SRC_HOLES, MOVE_DST_WRITE, PTE_UFFD_WP, PTE_WRITE, WP_MARKERS, WP_PROTECT, WP_VMA_WRITE } from "../wasm/core.js";
 import type { UffdContext } from "./context.js";
 import { rangeValid } from "./mfill.js";
 
@@ -37,6 +38,20 @@ export interface PoisonResult {
   readonly errno: number;
   /** Bytes poisoned, or a negative errno, or the preset when untouched. */
   readonly updated: number;
+}
+
+export interface ContinueArgs {
+  start: number;
+  len: number;
+  mode: number;
+  /** The out-field's value before the call; returned when the kernel leaves it untouched. Default 0. */
+  mapped?: number;
+}
+
+export interface ContinueResult {
+  readonly errno: number;
+  /** Bytes mapped, or a negative errno, or the preset when untouched. */
+  readonly mapped: number;
 }
 
 export interface MoveArgs {
@@ -111,7 +126,8 @@ export function uffdioWriteprotect(ctx: UffdContext, argsIn: WriteprotectArgs): 
       const to = Math.min(end, vma.end);
       let flags = vma.writable ? WP_VMA_WRITE : 0;
       if (protect) flags |= WP_PROTECT;
-      if (protect && (ctx.features & UFFD_FEATURE_WP_UNPOPULATED) !== 0) flags |= WP_MARKERS;
+      // Empty entries get markers on shmem always, on anonymous memory with WP_UNPOPULATED.
+      if (protect && (vma.isShmem || (ctx.features & UFFD_FEATURE_WP_UNPOPULATED) !== 0)) flags |= WP_MARKERS;
       const status = kernel.core.exports.mwriteprotect_range(mm.pgd, from, (to - from) / PAGE_SIZE, flags);
       if (status !== 0) {
         errno = status;
@@ -126,6 +142,50 @@ export function uffdioWriteprotect(ctx: UffdContext, argsIn: WriteprotectArgs): 
   }
   if (mode === 0) ctx.wakeRange(start, len);
   return { errno: 0 };
+}
+
+/**
+ * UFFDIO_CONTINUE: maps, at the empty entries of a MINOR-registered shmem
+ * range, the pages its page cache already holds. EFAULT where the cache has
+ * no page, EEXIST on a populated entry, EINVAL for MODE_WP without WP
+ * registration or a VMA that is not shmem.
+ */
+export function uffdioContinue(ctx: UffdContext, argsIn: ContinueArgs): ContinueResult {
+  const args = requireObject(argsIn, "UFFDIO_CONTINUE argument");
+  const start = asU64(requireNumber(args.start, "start"));
+  const len = asU64(requireNumber(args.len, "len"));
+  const mode = asU64(requireNumber(args.mode, "mode"));
+  const preset = args.mapped === undefined ? 0 : requireNumber(args.mapped, "mapped");
+  const kernel = ctx.kernel;
+  kernel.stats.ioctls++;
+  if (!kernel.profile.minor) return { errno: EINVAL, mapped: preset };
+  if (ctx.gateClosed) return { errno: EAGAIN, mapped: gateOutField(ctx, preset) };
+  if (!rangeValid(start, len, kernel.mmapMinAddr)) return { errno: EINVAL, mapped: preset };
+  if (!hasOnlyBits(mode, UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP)) return { errno: EINVAL, mapped: preset };
+  const mm = ctx.mm;
+  if (!mm.alive) return { errno: ESRCH, mapped: preset };
+
+  mm.lock.readLock();
+  const vma = mm.vmaLookup(start);
+  let result: number;
+  const wp = (mode & UFFDIO_CONTINUE_MODE_WP) !== 0;
+  if (vma === undefined || start + len > vma.end || vma.uffdCtx === null) {
+    result = -ENOENT;
+  } else if (ctx.gateClosed) {
+    result = -EAGAIN;
+  } else if ((wp && (vma.uffdFlags & VM_UFFD_WP) === 0) || !vma.isShmem) {
+    result = -EINVAL;
+  } else {
+    let pteFlags = vma.isShared && vma.writable ? PTE_WRITE : 0;
+    if (wp) pteFlags = PTE_UFFD_WP;
+    const core = kernel.core.exports;
+    const status = core.mfill_continue(mm.pgd, start, vma.file!.cache, vma.fileOffset(start), len / PAGE_SIZE, pteFlags);
+    const done = (core.pages_done() >>> 0) * PAGE_SIZE;
+    result = done > 0 ? done : -status;
+  }
+  mm.lock.readUnlock();
+  const errno = finishRange(ctx, start, len, result, (mode & UFFDIO_CONTINUE_MODE_DONTWAKE) !== 0);
+  return { errno, mapped: result };
 }
 
 /** UFFDIO_POISON: puts poison markers on the missing pages of the range. */
@@ -200,7 +260,7 @@ function movePagesLocked(ctx: UffdContext, dst: number, src: number, len: number
   if (dstVma === undefined || srcVma === undefined) return -ENOENT;
   if (ctx.gateClosed) return -EAGAIN;
   const invalid =
-    dstVma.isShared || srcVma.isShared ||
+    !dstVma.isAnonymous || !srcVma.isAnonymous || dstVma.isShared || srcVma.isShared ||
     dst + len > dstVma.end || src + len > srcVma.end ||
     dstVma.prot !== srcVma.prot || !srcVma.writable ||
     dstVma.uffdCtx !== ctx;

@@ -189,7 +189,14 @@ function mfillAtomicCopy(ctx: UffdContext, srcMm: Mm, dst: number, src: number, 
     if ((mode & UFFDIO_COPY_MODE_WP) !== 0) pteFlags = PTE_UFFD_WP;
     let status = 0;
     let filled = 0;
-    if (pages > 0) {
+    if (vma.file !== null && !vma.isShmem) {
+      status = EINVAL;
+    } else if (pages > 0 && vma.isShmem && vma.isShared) {
+      // Shared shmem: the new page goes into the page cache and is mapped.
+      const offset = vma.fileOffset(dst + done);
+      status = core.mfill_shmem(mm.pgd, dst + done, vma.file!.cache, offset, srcMm.pgd, from, pages, pteFlags, 0);
+      filled = core.pages_done() >>> 0;
+    } else if (pages > 0) {
       // mfill_copy returns pages filled * 4096 + status in one f64.
       const packed = core.mfill_copy(mm.pgd, dst + done, srcMm.pgd, from, pages, pteFlags);
       status = packed % PAGE_SIZE;
@@ -241,8 +248,18 @@ function mfillAtomicZeropage(ctx: UffdContext, dst: number, len: number): number
   const core = kernel.core.exports;
   const locked = lockDstVma(ctx, dst, len);
   if (typeof locked === "number") return locked;
-  const status = core.mfill_zeropage(ctx.mm.pgd, dst, len / PAGE_SIZE);
-  const filled = core.pages_done() >>> 0;
+  const vma = locked;
+  let status = EINVAL;
+  let filled = 0;
+  if (vma.isShmem && vma.isShared) {
+    // Shared shmem: a zeroed page is added to the page cache and mapped.
+    const pteFlags = vma.writable ? PTE_WRITE : 0;
+    status = core.mfill_shmem(ctx.mm.pgd, dst, vma.file!.cache, vma.fileOffset(dst), ctx.mm.pgd, 0, len / PAGE_SIZE, pteFlags, 1);
+    filled = core.pages_done() >>> 0;
+  } else if (vma.file === null || vma.isShmem) {
+    status = core.mfill_zeropage(ctx.mm.pgd, dst, len / PAGE_SIZE);
+    filled = core.pages_done() >>> 0;
+  }
   ctx.mm.lock.readUnlock();
   kernel.stats.pagesZeroed += filled;
   return filled > 0 ? filled * PAGE_SIZE : -status;

@@ -4,7 +4,7 @@
 // register/unregister helpers of mm/userfaultfd.c.
 
 import {
-  EAGAIN, EBUSY, EINVAL, ENOMEM, PAGE_SIZE, UFFD_API, UFFD_API_IOCTLS, UFFD_EVENT_FORK,
+  EAGAIN, EBUSY, EINVAL, ENOMEM, EPERM, PAGE_SIZE, UFFD_API, UFFD_API_IOCTLS, UFFD_EVENT_FORK,
   UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED,
   UFFDIO_REGISTER_MODE_MINOR, UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP,
   _UFFDIO_CONTINUE, _UFFDIO_COPY, _UFFDIO_MOVE, _UFFDIO_POISON, _UFFDIO_WAKE, _UFFDIO_WRITEPROTECT, _UFFDIO_ZEROPAGE,
@@ -17,7 +17,7 @@ import { WP_VMA_WRITE } from "../wasm/core.js";
 import type { UffdContext } from "./context.js";
 import { forkMsg, READ_EAGAIN, type ReadResult, type UffdMsg } from "./messages.js";
 import {
-  uffdioMove, uffdioPoison, uffdioWriteprotect, type MoveArgs, type MoveResult, type PoisonArgs, type PoisonResult,
+  uffdioContinue, uffdioMove, uffdioPoison, uffdioWriteprotect, type ContinueArgs, type ContinueResult, type MoveArgs, type MoveResult, type PoisonArgs, type PoisonResult,
   type WriteprotectArgs,
 } from "./ioctls.js";
 import { rangeValid, uffdioCopy, uffdioZeropage, type CopyArgs, type CopyResult, type ZeropageArgs, type ZeropageResult } from "./mfill.js";
@@ -31,7 +31,7 @@ function rangeIoctls(profile: KernelProfile, mode: number): bigint {
   let bits = [_UFFDIO_WAKE, _UFFDIO_COPY, _UFFDIO_ZEROPAGE];
   if (profile.move) bits.push(_UFFDIO_MOVE);
   if (profile.wp && (mode & UFFDIO_REGISTER_MODE_WP) !== 0) bits.push(_UFFDIO_WRITEPROTECT);
-  if ((mode & UFFDIO_REGISTER_MODE_MINOR) !== 0) bits.push(_UFFDIO_CONTINUE);
+  if (profile.minor && (mode & UFFDIO_REGISTER_MODE_MINOR) !== 0) bits.push(_UFFDIO_CONTINUE);
   if (profile.poison) bits.push(_UFFDIO_POISON);
   return bits.reduce((mask, nr) => mask | (1n << BigInt(nr)), 0n);
 }
@@ -147,6 +147,7 @@ export class Userfaultfd {
     const modes = UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP | UFFDIO_REGISTER_MODE_MINOR;
     if (mode === 0 || !hasOnlyBits(mode, modes)) return fail(EINVAL);
     if ((mode & UFFDIO_REGISTER_MODE_WP) !== 0 && !profile.wp) return fail(EINVAL);
+    if ((mode & UFFDIO_REGISTER_MODE_MINOR) !== 0 && !profile.minor) return fail(EINVAL);
     if (!rangeValid(start, len, ctx.kernel.mmapMinAddr)) return fail(EINVAL);
     const mm = ctx.mm;
     if (!mm.alive) return fail(ENOMEM);
@@ -157,8 +158,11 @@ export class Userfaultfd {
       const vmas = mm.vmasIn(start, end);
       if (vmas.length === 0) return fail(EINVAL);
       for (const vma of vmas) {
-        // MINOR needs a page cache (shmem or hugetlbfs); private anonymous memory has none.
-        if ((mode & UFFDIO_REGISTER_MODE_MINOR) !== 0 && !vma.isShared) return fail(EINVAL);
+        // vma_can_userfault: private anonymous memory or shmem; MINOR needs
+        // a page cache, so shmem only.
+        if (vma.file !== null && !vma.isShmem) return fail(EINVAL);
+        if ((mode & UFFDIO_REGISTER_MODE_MINOR) !== 0 && !vma.isShmem) return fail(EINVAL);
+        if (!vma.mayWrite) return fail(EPERM);
         if (vma.uffdCtx !== null && vma.uffdCtx !== ctx) return fail(EBUSY);
       }
       for (const vma of vmas) {
@@ -243,6 +247,13 @@ export class Userfaultfd {
     this.checkOpen();
     if (!this.ctx.apiDone) return { errno: EINVAL, move: presetOf(args, "move") };
     return uffdioMove(this.ctx, this.owner.mm, args);
+  }
+
+  /** UFFDIO_CONTINUE: maps the pages the page cache already holds (resolves MINOR faults). */
+  continue(args: ContinueArgs): ContinueResult {
+    this.checkOpen();
+    if (!this.ctx.apiDone) return { errno: EINVAL, mapped: presetOf(args, "mapped") };
+    return uffdioContinue(this.ctx, args);
   }
 
   /** UFFDIO_WAKE: wakes the faults in the range without filling anything. */

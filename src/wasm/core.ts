@@ -37,6 +37,12 @@ export interface CoreExports {
   move_pages(root: number, dst: number, src: number, pages: number, flags: number): number;
   mwriteprotect_range(root: number, start: number, pages: number, flags: number): number;
   move_page_tables(root: number, from: number, to: number, pages: number): number;
+  cache_lookup(cache: number, off: number): number;
+  cache_find_or_add_zero(cache: number, off: number): number;
+  cache_punch_hole(cache: number, off: number, pages: number): number;
+  map_frame(root: number, va: number, frame: number, pteFlags: number): number;
+  mfill_shmem(dstRoot: number, dst: number, cache: number, off: number, srcRoot: number, src: number, pages: number, pteFlags: number, zero: number): number;
+  mfill_continue(dstRoot: number, dst: number, cache: number, off: number, pages: number, pteFlags: number): number;
 }
 
 export type CoreBuild = "release" | "debug";
@@ -64,6 +70,7 @@ export const CPR_KEEP_UFFD_WP = 2;
 // access_vm flags of assembly/access.ts.
 export const ACCESS_WRITE = 1;
 export const ACCESS_VMA_WRITE = 2;
+export const ACCESS_SHARED = 4;
 
 // mwriteprotect_range flags of assembly/protect.ts.
 export const WP_PROTECT = 1;

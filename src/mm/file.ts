@@ -1,0 +1,86 @@
+// Files that can be mapped: shmem (memfd, shared anonymous memory) and
+// regular files, each with a page cache kept in wasm memory.
+// Linux counterparts: struct file and struct address_space; mm/shmem.c
+// for shmem, and a regular file's page cache for the rest.
+
+import { ENOMEM, PAGE_SIZE } from "../constants.js";
+import { KernelError } from "../errors.js";
+import type { Kernel } from "./kernel.js";
+
+/** "shmem" files can be registered with userfaultfd; "regular" ones cannot. */
+export type FileKind = "shmem" | "regular";
+
+export class MappedFile {
+  readonly kernel: Kernel;
+  readonly kind: FileKind;
+  readonly name: string;
+  /** Size in bytes; an access at or past it gets SIGBUS. */
+  readonly size: number;
+  /** Opened read-only: a shared mapping of it cannot be made writable (no VM_MAYWRITE). */
+  readonly readOnly: boolean;
+  /** Root of the page-cache tree in wasm memory; 0 once the file is freed. */
+  cache: number;
+  /** The user's handle is closed; the file goes once no mapping is left. */
+  closed = false;
+
+  /** Use Kernel.memfdCreate() or Kernel.createFile(). */
+  constructor(kernel: Kernel, kind: FileKind, name: string, size: number, readOnly: boolean, cache: number) {
+    this.kernel = kernel;
+    this.kind = kind;
+    this.name = name;
+    this.size = size;
+    this.readOnly = readOnly;
+    this.cache = cache;
+  }
+
+  private checkOffset(offset: number, length: number): void {
+    if (this.cache === 0) throw new Error(`file ${this.name}: already freed`);
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > this.size) {
+      throw new RangeError(`file ${this.name}: range ${offset}+${length} is outside its ${this.size} bytes`);
+    }
+  }
+
+  /** Writes `data` at `offset` through the page cache (pwrite(2)); holes get zeroed pages. */
+  write(offset: number, data: Uint8Array): void {
+    this.checkOffset(offset, data.length);
+    const core = this.kernel.core;
+    let done = 0;
+    while (done < data.length) {
+      const at = offset + done;
+      const page = at - (at % PAGE_SIZE);
+      const frame = core.exports.cache_find_or_add_zero(this.cache, page) >>> 0;
+      if (frame === 0) throw new KernelError(ENOMEM, `file ${this.name}: no frame for offset ${page}`);
+      const chunk = Math.min(data.length - done, page + PAGE_SIZE - at);
+      core.bytes(frame + (at - page), chunk).set(data.subarray(done, done + chunk));
+      done += chunk;
+    }
+  }
+
+  /** Reads `length` bytes at `offset` from the page cache (pread(2)); holes read as zeros. */
+  read(offset: number, length: number): Uint8Array {
+    this.checkOffset(offset, length);
+    const core = this.kernel.core;
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const at = offset + done;
+      const page = at - (at % PAGE_SIZE);
+      const chunk = Math.min(length - done, page + PAGE_SIZE - at);
+      const frame = core.exports.cache_lookup(this.cache, page) >>> 0;
+      if (frame !== 0) out.set(core.bytes(frame + (at - page), chunk), done);
+      done += chunk;
+    }
+    return out;
+  }
+
+  /** Returns whether the page cache holds the page at `offset`. */
+  hasPage(offset: number): boolean {
+    return this.cache !== 0 && (this.kernel.core.exports.cache_lookup(this.cache, offset - (offset % PAGE_SIZE)) >>> 0) !== 0;
+  }
+
+  /** Closes the user's handle; the page cache is freed once no mapping uses it. */
+  close(): void {
+    this.closed = true;
+    this.kernel.releaseUnusedFiles();
+  }
+}
