@@ -9,7 +9,7 @@
 
 import { OK, ENOMEM, FAULT_MISSING, FAULT_WP, FAULT_ACCESS, FAULT_POISON } from "./status";
 import { PAGE_SIZE, frameAlloc, frameAllocZeroed, frameGet, framePut, frameRefcount, zeroFrame } from "./frames";
-import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_ZERO, PTE_UFFD_WP, PTE_POISON, pteSlot, pteFrame } from "./pgtable";
+import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_EXCLUSIVE, PTE_ZERO, PTE_UFFD_WP, PTE_POISON, pteSlot, pteFrame } from "./pgtable";
 import { setPagesDone } from "./mfill";
 
 /** access flag: the access is a store. */
@@ -28,15 +28,18 @@ export const ACCESS_SHARED: u32 = 4;
 function breakCow(slot: usize, pte: u64, shared: bool): u64 {
   const old = pteFrame(pte);
   let entry: u64;
-  if (shared || (old != zeroFrame && frameRefcount(old) == 1)) {
-    // Sole user: reuse the frame, as do_wp_page's reuse path does.
+  if (shared) {
     entry = pte | PTE_WRITE;
+  } else if (old != zeroFrame && frameRefcount(old) == 1) {
+    // Sole user: reuse the frame, as do_wp_page's reuse path does, which
+    // makes the page exclusive again.
+    entry = pte | PTE_WRITE | PTE_EXCLUSIVE;
   } else {
     const frame = old == zeroFrame ? frameAllocZeroed() : frameAlloc();
     if (frame == 0) return 0;
     if (old != zeroFrame) memory.copy(frame, old, PAGE_SIZE);
     framePut(old);
-    entry = <u64>frame | PTE_PRESENT | PTE_WRITE;
+    entry = <u64>frame | PTE_PRESENT | PTE_WRITE | PTE_EXCLUSIVE;
   }
   store<u64>(slot, entry);
   return entry;
@@ -96,7 +99,7 @@ export function doAnonymousPage(root: usize, va: u64, write: bool): i32 {
   if (write) {
     const frame = frameAllocZeroed();
     if (frame == 0) return ENOMEM;
-    store<u64>(slot, <u64>frame | PTE_PRESENT | PTE_WRITE | PTE_DIRTY);
+    store<u64>(slot, <u64>frame | PTE_PRESENT | PTE_WRITE | PTE_DIRTY | PTE_EXCLUSIVE);
   } else {
     // A read of a uffd-wp marker maps the zero page still protected, so a
     // later write raises the WP fault the marker stood for.

@@ -5,7 +5,7 @@
 
 import { OK, ENOMEM } from "./status";
 import { PAGE_SHIFT, frameGet, framePut } from "./frames";
-import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_UFFD_WP, PTE_POISON, pteTable, pteTableAt, pteFrame, pteSlot, nextVa } from "./pgtable";
+import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_EXCLUSIVE, PTE_UFFD_WP, PTE_POISON, pteTable, pteTableAt, pteFrame, pteSlot, nextVa } from "./pgtable";
 import { setPagesDone } from "./mfill";
 
 /** copy_page_range flag: private mapping, so present pages become copy-on-write. */
@@ -49,8 +49,9 @@ export function copyPageRange(dstRoot: usize, srcRoot: usize, start: u64, end: u
       if ((pte & PTE_PRESENT) != 0) {
         frameGet(pteFrame(pte));
         if (cow) {
-          if ((pte & PTE_WRITE) != 0) {
-            pte &= ~PTE_WRITE;
+          // Both sides lose write access and exclusivity.
+          if ((pte & (PTE_WRITE | PTE_EXCLUSIVE)) != 0) {
+            pte &= ~(PTE_WRITE | PTE_EXCLUSIVE);
             store<u64>(srcSlot, pte);
           }
           child = pte;

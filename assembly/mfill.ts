@@ -9,7 +9,7 @@
 
 import { OK, ENOMEM, EEXIST, ENOENT, EBUSY, EFAULT, SRC_FAULT } from "./status";
 import { PAGE_SHIFT, PAGE_SIZE, frameAlloc, frameGet, frameRefcount, zeroFrame } from "./frames";
-import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_ZERO, PTE_UFFD_WP, PTE_POISON, pteTableCached, pteIndexSlot, pteFrame } from "./pgtable";
+import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_EXCLUSIVE, PTE_ZERO, PTE_UFFD_WP, PTE_POISON, pteTableCached, pteIndexSlot, pteFrame } from "./pgtable";
 import { copyPage } from "./copy";
 
 /** Pages (or bytes, for byte loops) completed by the last range call. */
@@ -69,7 +69,7 @@ export function mfillCopy(dstRoot: usize, dst: u64, srcRoot: usize, src: u64, pa
       memory.copy(frame, first + srcOffset, <usize>PAGE_SIZE - srcOffset);
       memory.copy(frame + PAGE_SIZE - srcOffset, second, srcOffset);
     }
-    store<u64>(slot, <u64>frame | PTE_PRESENT | PTE_DIRTY | pteFlags);
+    store<u64>(slot, <u64>frame | PTE_PRESENT | PTE_DIRTY | PTE_EXCLUSIVE | pteFlags);
     pagesDone = i + 1;
   }
   return OK;
@@ -152,9 +152,11 @@ export function movePages(root: usize, dst: u64, src: u64, pages: u32, flags: u3
     if (frame == zeroFrame) {
       store<u64>(dstSlot, <u64>zeroFrame | PTE_PRESENT | PTE_ZERO);
     } else {
-      if (frameRefcount(frame) != 1) return EBUSY;
+      // A page shared by fork stays non-exclusive even after the child
+      // lets go of it, until a write takes it over.
+      if ((pte & PTE_EXCLUSIVE) == 0 || frameRefcount(frame) != 1) return EBUSY;
       const write = (flags & MOVE_DST_WRITE) != 0 ? PTE_WRITE : 0;
-      store<u64>(dstSlot, <u64>frame | PTE_PRESENT | PTE_DIRTY | write);
+      store<u64>(dstSlot, <u64>frame | PTE_PRESENT | PTE_DIRTY | PTE_EXCLUSIVE | write);
     }
     store<u64>(srcSlot, 0);
     pagesDone = i + 1;

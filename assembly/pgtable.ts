@@ -12,15 +12,18 @@
 //
 // Leaf entry (PTE), u64:
 //
-//   63          32 31                  12 11   10   9    8..7  6     5..2  1     0
-//   +-------------+----------------------+-----+----+-----+-----+------+-----+-------+
-//   | 0           | frame address >> 12  |POISN|UFWP|ZERO | 0   |DIRTY | 0    |WRITE|PRESENT|
-//   +-------------+----------------------+-----+----+-----+-----+------+-----+-------+
+//   63          32 31                  12 11   10   9    8    7  6     5..2  1     0
+//   +-------------+----------------------+-----+----+-----+----+--+-----+------+-----+-------+
+//   | 0           | frame address >> 12  |POISN|UFWP|ZERO |EXCL|0 |DIRTY | 0    |WRITE|PRESENT|
+//   +-------------+----------------------+-----+----+-----+----+--+-----+------+-----+-------+
 //
 // - An entry of 0 is none (pte_none).
 // - PRESENT set: the frame address bits name the mapped frame. ZERO marks the
 //   shared zero frame, WRITE makes the page writable (cleared for copy-on-
 //   write sharing), DIRTY records a write or a fill, UFFD_WP is the uffd-wp bit.
+//   EXCL marks an anonymous page known to be mapped only here (the kernel's
+//   PageAnonExclusive): set when the page is created or a write takes it
+//   over, cleared by fork even after the other side lets go of it.
 // - PRESENT clear but not 0: a marker. UFFD_WP alone is a uffd-wp marker,
 //   POISON alone is a poison marker (UFFDIO_POISON); neither maps a frame.
 //
@@ -31,6 +34,7 @@ import { PAGE_SHIFT, FRAME_ROOT, FRAME_TABLE, frameAllocZeroed, framePut } from 
 export const PTE_PRESENT: u64 = 1 << 0;
 export const PTE_WRITE: u64 = 1 << 1;
 export const PTE_DIRTY: u64 = 1 << 6;
+export const PTE_EXCLUSIVE: u64 = 1 << 8;
 export const PTE_ZERO: u64 = 1 << 9;
 export const PTE_UFFD_WP: u64 = 1 << 10;
 export const PTE_POISON: u64 = 1 << 11;

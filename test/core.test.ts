@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import {
   ACCESS_WRITE, CPR_COW, CPR_KEEP_UFFD_WP, FAULT_ACCESS, FAULT_MISSING,
-  PTE_DIRTY, PTE_FRAME_MASK, PTE_PRESENT, PTE_UFFD_WP, PTE_WRITE, PTE_ZERO, SRC_FAULT, WasmCore,
+  PTE_DIRTY, PTE_EXCLUSIVE, PTE_FRAME_MASK, PTE_PRESENT, PTE_UFFD_WP, PTE_WRITE, PTE_ZERO, SRC_FAULT, WasmCore,
 } from "../src/wasm/core.js";
 import { EEXIST, EINVAL, ENOMEM, PAGE, RW, VA, VB, frameOf, load, mfillCopyStatus, newCore, pattern, pte, store } from "./core-helpers.js";
 import { pageOf } from "./helpers.js";
@@ -133,18 +133,18 @@ describe("page tables", () => {
     expect(frameOf(core, root, VA)).toBe(core.exports.zero_frame() >>> 0);
   });
 
-  it("sets only WRITE and UFFD_WP from mfill flags", async () => {
+  it("takes only WRITE and UFFD_WP from mfill flags", async () => {
     const core = await newCore();
     const e = core.exports;
     const root = e.pgd_alloc();
     store(core, root, VA, pattern(3));
 
     expect(mfillCopyStatus(e, root, VB, root, VA, 1, PTE_WRITE)).toBe(0);
-    expect(pte(core, root, VB) & ~PTE_FRAME_MASK).toBe(PTE_PRESENT | PTE_DIRTY | PTE_WRITE);
+    expect(pte(core, root, VB) & ~PTE_FRAME_MASK).toBe(PTE_PRESENT | PTE_DIRTY | PTE_EXCLUSIVE | PTE_WRITE);
     expect(mfillCopyStatus(e, root, VB + PAGE, root, VA, 1, PTE_UFFD_WP)).toBe(0);
-    expect(pte(core, root, VB + PAGE) & ~PTE_FRAME_MASK).toBe(PTE_PRESENT | PTE_DIRTY | PTE_UFFD_WP);
+    expect(pte(core, root, VB + PAGE) & ~PTE_FRAME_MASK).toBe(PTE_PRESENT | PTE_DIRTY | PTE_EXCLUSIVE | PTE_UFFD_WP);
     expect(mfillCopyStatus(e, root, VB + 2 * PAGE, root, VA, 1, 0xffffffff)).toBe(0);
-    expect(pte(core, root, VB + 2 * PAGE) & ~PTE_FRAME_MASK).toBe(PTE_PRESENT | PTE_DIRTY | PTE_WRITE | PTE_UFFD_WP);
+    expect(pte(core, root, VB + 2 * PAGE) & ~PTE_FRAME_MASK).toBe(PTE_PRESENT | PTE_DIRTY | PTE_EXCLUSIVE | PTE_WRITE | PTE_UFFD_WP);
   });
 });
 

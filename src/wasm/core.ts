@@ -58,6 +58,7 @@ export const FAULT_POISON = 1005;
 export const PTE_PRESENT = 1 << 0;
 export const PTE_WRITE = 1 << 1;
 export const PTE_DIRTY = 1 << 6;
+export const PTE_EXCLUSIVE = 1 << 8;
 export const PTE_ZERO = 1 << 9;
 export const PTE_UFFD_WP = 1 << 10;
 export const PTE_POISON = 1 << 11;
