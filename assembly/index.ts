@@ -15,7 +15,7 @@ import { TASK_SIZE, pgdAlloc, pgdFree, pteRead, freePteTables, walkCacheFlush } 
 import { setCopyKernel, getCopyKernel, copyPagesBench } from "./copy";
 import { mfillCopy, mfillZeropage, mfillPoison, movePages, pagesDone } from "./mfill";
 import { mwriteprotectRange } from "./protect";
-import { cacheFindOrAddZero, cacheLookup, cachePunchHole, mapFrame, mfillContinue, mfillShmem } from "./shmem";
+import { cacheEntry, cacheHwpoison, cacheFindOrAddZero, cacheLookup, cachePunchHole, mapFrame, mfillContinue, mfillShmem } from "./shmem";
 import { copyPageRange, zapPageRange, countPresent, movePageTables } from "./memory";
 import { accessVm, doAnonymousPage } from "./access";
 
@@ -236,4 +236,16 @@ export function mfill_shmem(dstRoot: u32, dst: f64, cache: u32, off: f64, srcRoo
 export function mfill_continue(dstRoot: u32, dst: f64, cache: u32, off: f64, pages: u32, pteFlags: u32): i32 {
   if (!validRoot(dstRoot) || !validRoot(cache) || !validRange(dst, pages) || !validRange(off, pages)) return EINVAL;
   return mfillContinue(<usize>dstRoot, <u64>dst, <usize>cache, <u64>off, pages, <u64>pteFlags & 0x402);
+}
+
+/** Returns the raw cache entry at `off` (frame | PRESENT, with POISON for a memory error), or 0. */
+export function cache_entry(cache: u32, off: f64): u32 {
+  if (!validRoot(cache) || !validAddress(off)) return 0;
+  return <u32>cacheEntry(<usize>cache, <u64>off);
+}
+
+/** Marks the cached page at `off` as hit by a memory error; EINVAL when the cache has none. */
+export function cache_hwpoison(cache: u32, off: f64): i32 {
+  if (!validRoot(cache) || !validRange(off, 1)) return EINVAL;
+  return cacheHwpoison(<usize>cache, <u64>off) ? OK : EINVAL;
 }

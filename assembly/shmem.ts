@@ -8,17 +8,32 @@
 // cache holds one reference on each of its frames; every mapping of a page
 // holds another. Trees come from pgd_alloc and go with pgd_free.
 
-import { OK, ENOMEM, EEXIST, EFAULT, SRC_FAULT } from "./status";
+import { OK, ENOMEM, EEXIST, EFAULT, EIO, SRC_FAULT } from "./status";
 import { PAGE_SHIFT, frameAlloc, frameAllocZeroed, frameGet, framePut } from "./frames";
-import { PTE_PRESENT, PTE_DIRTY, PTE_UFFD_WP, pteTableCached, pteIndexSlot, pteFrame, pteSlot } from "./pgtable";
+import { PTE_PRESENT, PTE_DIRTY, PTE_POISON, PTE_UFFD_WP, pteTableCached, pteIndexSlot, pteFrame, pteSlot } from "./pgtable";
 import { copyFromSource, setPagesDone, sourcePresent } from "./mfill";
+
+/** Returns the cache entry at file offset `off` (frame | PRESENT, maybe POISON), or 0. */
+export function cacheEntry(cache: usize, off: u64): u64 {
+  const table = pteTableCached(cache, off, false);
+  return table == 0 ? 0 : load<u64>(pteIndexSlot(table, off));
+}
 
 /** Returns the frame cached at file offset `off`, or 0 when the cache has none. */
 export function cacheLookup(cache: usize, off: u64): usize {
-  const table = pteTableCached(cache, off, false);
-  if (table == 0) return 0;
-  const entry = load<u64>(pteIndexSlot(table, off));
+  const entry = cacheEntry(cache, off);
   return (entry & PTE_PRESENT) != 0 ? pteFrame(entry) : 0;
+}
+
+/** Marks the cached page at `off` as hit by a memory error; false when the cache has none. */
+export function cacheHwpoison(cache: usize, off: u64): bool {
+  const table = pteTableCached(cache, off, false);
+  if (table == 0) return false;
+  const slot = pteIndexSlot(table, off);
+  const entry = load<u64>(slot);
+  if ((entry & PTE_PRESENT) == 0) return false;
+  store<u64>(slot, entry | PTE_POISON);
+  return true;
 }
 
 /**
@@ -89,7 +104,8 @@ export function mfillShmem(dstRoot: usize, dst: u64, cache: usize, off: u64, src
 /**
  * The loop of UFFDIO_CONTINUE: maps the frames the cache already holds at
  * `off` onto the empty entries at `dst`. EEXIST on a populated entry (a
- * uffd-wp marker counts as empty), EFAULT where the cache has no page.
+ * uffd-wp marker counts as empty), EFAULT where the cache has no page, EIO
+ * where its page has a memory error.
  */
 export function mfillContinue(dstRoot: usize, dst: u64, cache: usize, off: u64, pages: u32, pteFlags: u64): i32 {
   setPagesDone(0);
@@ -99,8 +115,10 @@ export function mfillContinue(dstRoot: usize, dst: u64, cache: usize, off: u64, 
     if (slot == 0) return ENOMEM;
     const old = load<u64>(slot);
     if (old != 0 && old != PTE_UFFD_WP) return EEXIST;
-    const frame = cacheLookup(cache, off + step);
-    if (frame == 0) return EFAULT;
+    const entry = cacheEntry(cache, off + step);
+    if ((entry & PTE_PRESENT) == 0) return EFAULT;
+    if ((entry & PTE_POISON) != 0) return EIO;
+    const frame = pteFrame(entry);
     frameGet(frame);
     store<u64>(slot, <u64>frame | PTE_PRESENT | pteFlags);
     setPagesDone(i + 1);

@@ -7,6 +7,7 @@
 // belong to a userfaultfd-registered range.
 
 export const OK: i32 = 0;
+export const EIO: i32 = 5;
 export const EFAULT: i32 = 14;
 export const ENOMEM: i32 = 12;
 export const EEXIST: i32 = 17;

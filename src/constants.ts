@@ -38,6 +38,11 @@ export const MREMAP_MAYMOVE = 1;
 export const MREMAP_FIXED = 2;
 export const MREMAP_DONTUNMAP = 4;
 
+// poll() events.
+export const EPOLLIN = 0x001;
+export const EPOLLERR = 0x008;
+export const EPOLLHUP = 0x010;
+
 // userfaultfd() flags.
 export const O_NONBLOCK = 0o4000;
 export const O_CLOEXEC = 0o2000000;

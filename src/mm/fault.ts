@@ -2,7 +2,7 @@
 // Linux counterparts: mm/memory.c handle_mm_fault() and do_anonymous_page(),
 // and fs/userfaultfd.c handle_userfault().
 
-import { ENOMEM, PAGE_SIZE, SIGBUS, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE } from "../constants.js";
+import { ENOMEM, PAGE_SIZE, SIGBUS, UFFD_USER_MODE_ONLY, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_EXACT_ADDRESS, UFFD_FEATURE_SIGBUS, UFFD_FEATURE_THREAD_ID, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_WP, UFFD_PAGEFAULT_FLAG_WRITE } from "../constants.js";
 import { KernelError, SignalError } from "../errors.js";
 import { PTE_UFFD_WP, PTE_WRITE, WP_VMA_WRITE } from "../wasm/core.js";
 import type { Process } from "./process.js";
@@ -14,16 +14,16 @@ import { VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from "./vma.js";
  * access can be retried at once, or a promise that settles when a
  * userfaultfd wake lets the faulting thread retry.
  */
-export function handleMissingFault(process: Process, vma: Vma, address: number, write: boolean): Promise<void> | null {
+export function handleMissingFault(process: Process, vma: Vma, address: number, write: boolean, kernelMode: boolean): Promise<void> | null {
   const mm = process.mm;
   const ctx = vma.uffdCtx;
   // A write to a uffd-wp marker is a WP fault first; a read treats it as none.
   if (write && (process.kernel.core.exports.pte_read(mm.pgd, address) >>> 0) === PTE_UFFD_WP) {
-    return handleWpFault(process, vma, address);
+    return handleWpFault(process, vma, address, kernelMode);
   }
-  if (vma.file !== null) return handleFileFault(process, vma, address, write);
+  if (vma.file !== null) return handleFileFault(process, vma, address, write, kernelMode);
   if (ctx !== null && (vma.uffdFlags & VM_UFFD_MISSING) !== 0 && !ctx.released) {
-    const sleep = handleUserfault(process, address, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0);
+    const sleep = handleUserfault(process, address, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0, kernelMode);
     mm.lock.readUnlock();
     return sleep;
   }
@@ -42,11 +42,11 @@ export function handleMissingFault(process: Process, vma: Vma, address: number, 
  * bit is stale and is simply dropped. Returns null to retry at once, or
  * the promise of the WP fault's wake.
  */
-export function handleWpFault(process: Process, vma: Vma, address: number): Promise<void> | null {
+export function handleWpFault(process: Process, vma: Vma, address: number, kernelMode: boolean): Promise<void> | null {
   const ctx = vma.uffdCtx;
   const registered = ctx !== null && (vma.uffdFlags & VM_UFFD_WP) !== 0 && !ctx.released;
   if (registered && (ctx.features & UFFD_FEATURE_WP_ASYNC) === 0) {
-    const sleep = handleUserfault(process, address, UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP);
+    const sleep = handleUserfault(process, address, UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP, kernelMode);
     process.mm.lock.readUnlock();
     return sleep;
   }
@@ -63,7 +63,7 @@ export function handleWpFault(process: Process, vma: Vma, address: number): Prom
  * fault in a MISSING-registered VMA, else gets a zeroed page in the cache.
  * A private mapping maps cache pages read-only, so a write copies them.
  */
-function handleFileFault(process: Process, vma: Vma, address: number, write: boolean): Promise<void> | null {
+function handleFileFault(process: Process, vma: Vma, address: number, write: boolean, kernelMode: boolean): Promise<void> | null {
   const mm = process.mm;
   const core = process.kernel.core.exports;
   const file = vma.file!;
@@ -76,14 +76,18 @@ function handleFileFault(process: Process, vma: Vma, address: number, write: boo
   const ctx = vma.uffdCtx;
   const live = ctx !== null && !ctx.released;
   const writeFlag = write ? UFFD_PAGEFAULT_FLAG_WRITE : 0;
+  if (file.isHwpoisoned(offset)) {
+    mm.lock.readUnlock();
+    throw new SignalError(SIGBUS, address, `memory error on the page at offset ${offset} of ${file.name}`);
+  }
   let frame = core.cache_lookup(file.cache, offset) >>> 0;
   if (frame !== 0 && live && (vma.uffdFlags & VM_UFFD_MINOR) !== 0) {
-    const sleep = handleUserfault(process, address, writeFlag | UFFD_PAGEFAULT_FLAG_MINOR);
+    const sleep = handleUserfault(process, address, writeFlag | UFFD_PAGEFAULT_FLAG_MINOR, kernelMode);
     mm.lock.readUnlock();
     return sleep;
   }
   if (frame === 0 && live && (vma.uffdFlags & VM_UFFD_MISSING) !== 0) {
-    const sleep = handleUserfault(process, address, writeFlag);
+    const sleep = handleUserfault(process, address, writeFlag, kernelMode);
     mm.lock.readUnlock();
     return sleep;
   }
@@ -95,13 +99,23 @@ function handleFileFault(process: Process, vma: Vma, address: number, write: boo
   return null;
 }
 
-/** Queues the fault on the VMA's context, or raises SIGBUS if the context asks for it. */
-function handleUserfault(process: Process, address: number, flags: number): Promise<void> {
+/**
+ * Queues the fault on the VMA's context (handle_userfault), or raises
+ * SIGBUS when the context has UFFD_FEATURE_SIGBUS, or when the fault comes
+ * from kernel mode (`kernelMode`, a system call touching user memory) and
+ * the context was created with UFFD_USER_MODE_ONLY: the system call then
+ * fails with EFAULT.
+ */
+function handleUserfault(process: Process, address: number, flags: number, kernelMode: boolean): Promise<void> {
   const vma = process.mm.vmaLookup(address)!;
   const ctx = vma.uffdCtx!;
   if ((ctx.features & UFFD_FEATURE_SIGBUS) !== 0) {
     process.mm.lock.readUnlock();
     throw new SignalError(SIGBUS, address, "userfaultfd registered with UFFD_FEATURE_SIGBUS");
+  }
+  if (kernelMode && (ctx.flags & UFFD_USER_MODE_ONLY) !== 0) {
+    process.mm.lock.readUnlock();
+    throw new SignalError(SIGBUS, address, "kernel-mode fault on a userfaultfd created with UFFD_USER_MODE_ONLY");
   }
   const ptid = (ctx.features & UFFD_FEATURE_THREAD_ID) !== 0 ? process.pid : 0;
   const exact = (ctx.features & UFFD_FEATURE_EXACT_ADDRESS) !== 0;

@@ -5,6 +5,7 @@
 
 import { ENOMEM, PAGE_SIZE } from "../constants.js";
 import { KernelError } from "../errors.js";
+import { PTE_POISON } from "../wasm/core.js";
 import type { Kernel } from "./kernel.js";
 
 /** "shmem" files can be registered with userfaultfd; "regular" ones cannot. */
@@ -76,6 +77,26 @@ export class MappedFile {
   /** Returns whether the page cache holds the page at `offset`. */
   hasPage(offset: number): boolean {
     return this.cache !== 0 && (this.kernel.core.exports.cache_lookup(this.cache, offset - (offset % PAGE_SIZE)) >>> 0) !== 0;
+  }
+
+  /**
+   * Marks the cached page at `offset` as hit by a memory error
+   * (madvise(MADV_HWPOISON) on a mapping of it): UFFDIO_CONTINUE on it then
+   * fails with EIO and a fault on it raises SIGBUS. Throws RangeError when
+   * the cache has no page there.
+   */
+  hwpoison(offset: number): void {
+    this.checkOffset(offset, 1);
+    const page = offset - (offset % PAGE_SIZE);
+    if (this.kernel.core.exports.cache_hwpoison(this.cache, page) !== 0) {
+      throw new RangeError(`file ${this.name}: no cached page at offset ${page} to poison`);
+    }
+  }
+
+  /** Returns whether the cached page at `offset` has a memory error. */
+  isHwpoisoned(offset: number): boolean {
+    const entry = this.cache === 0 ? 0 : this.kernel.core.exports.cache_entry(this.cache, offset - (offset % PAGE_SIZE)) >>> 0;
+    return (entry & PTE_POISON) !== 0;
   }
 
   /** Closes the user's handle; the page cache is freed once no mapping uses it. */

@@ -62,7 +62,7 @@ function dupUserfaultfd(child: Process, vma: Vma, contexts: Map<UffdContext, Uff
 export async function forkProcess(parent: Process): Promise<Process> {
   const kernel = parent.kernel;
   const core = kernel.core.exports;
-  const child = kernel.spawnProcess();
+  const child = kernel.spawnProcess(parent.privileged);
   if (child === null) throw new KernelError(ENOMEM, "fork: no frame for the child's page table");
   // copy_files runs before copy_mm: the half-built child already holds the
   // parent's open files while fork waits for the monitor.

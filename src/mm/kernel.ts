@@ -21,7 +21,9 @@ export interface KernelOptions {
   maxMemory?: number;
   /** Lowest address mmap and the range checks accept (vm.mmap_min_addr; default 65536). */
   mmapMinAddr?: number;
-  /** Which wasm build to run: "release" (default) or "debug", with assertions on. */
+  /** vm.unprivileged_userfaultfd: let unprivileged processes create any userfaultfd (default false). */
+  unprivilegedUserfaultfd?: boolean;
+  /** The wasm build to run: "release" (default) or "debug", with assertions on. */
   build?: CoreBuild;
 }
 
@@ -51,6 +53,7 @@ export class Kernel {
   /** Whether a gate EAGAIN writes -EAGAIN to the out-field (Linux 6.15 and later). */
   readonly writesOutFieldOnGate: boolean;
   readonly mmapMinAddr: number;
+  readonly unprivilegedUserfaultfd: boolean;
   readonly processes = new Map<number, Process>();
   /** Live userfaultfd contexts, for exit's wake-up of blocked faults. */
   readonly contexts = new Set<UffdContext>();
@@ -65,6 +68,7 @@ export class Kernel {
     this.gateMode = options.mmapChangingGate === false ? "none" : profile.gate;
     this.writesOutFieldOnGate = profile.outFieldOnGate;
     this.mmapMinAddr = options.mmapMinAddr ?? 65536;
+    this.unprivilegedUserfaultfd = options.unprivilegedUserfaultfd === true;
   }
 
   /**
@@ -93,18 +97,21 @@ export class Kernel {
     return new Kernel(core, profile, options);
   }
 
-  /** Creates a process with an empty address space. */
-  createProcess(): Process {
-    const process = this.spawnProcess();
+  /**
+   * Creates a process with an empty address space; `privileged: false`
+   * drops CAP_SYS_PTRACE (the default is a root process).
+   */
+  createProcess(options: { privileged?: boolean } = {}): Process {
+    const process = this.spawnProcess(options.privileged !== false);
     if (process === null) throw new RangeError("createProcess: no frame left for a page table");
     return process;
   }
 
   /** Creates a process, or returns null when no frame is left for its page table. */
-  spawnProcess(): Process | null {
+  spawnProcess(privileged = true): Process | null {
     const pgd = this.core.exports.pgd_alloc() >>> 0;
     if (pgd === 0) return null;
-    const process = new Process(this, this.nextPid++, pgd);
+    const process = new Process(this, this.nextPid++, pgd, privileged);
     this.processes.set(process.pid, process);
     return process;
   }

@@ -4,7 +4,7 @@
 // kernel/exit.c, and the access itself (the CPU plus the fault path).
 
 import {
-  EACCES, EINVAL, ENOMEM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  EACCES, EFAULT, EINVAL, ENOMEM, EPERM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
   SIGBUS, SIGSEGV, TASK_SIZE, O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY,
 } from "../constants.js";
 import { KernelError, SignalError, asU64, hasOnlyBits, requireNumber } from "../errors.js";
@@ -40,13 +40,16 @@ const pageAligned = (value: number) => value % PAGE_SIZE === 0;
 export class Process {
   readonly kernel: Kernel;
   readonly pid: number;
+  /** Has CAP_SYS_PTRACE (root in the initial namespace): may create userfaultfds and use EVENT_FORK. */
+  readonly privileged: boolean;
   readonly mm: Mm;
   /** The file table: open userfaultfds by descriptor number. */
   readonly files = new Map<number, Userfaultfd>();
   private exitedFlag = false;
 
   /** Use Kernel.createProcess() or fork(). */
-  constructor(kernel: Kernel, pid: number, pgd: number) {
+  constructor(kernel: Kernel, pid: number, pgd: number, privileged = true) {
+    this.privileged = privileged;
     this.kernel = kernel;
     this.pid = pid;
     this.mm = new Mm(pgd);
@@ -158,21 +161,52 @@ export class Process {
    * waits until the monitor resolves it. Rejects with SignalError on SIGSEGV
    * or SIGBUS.
    */
-  async read(address: number, length: number): Promise<Uint8Array> {
-    requireNumber(length, "length");
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a whole number >= 0, got ${length}`);
-    const out = new Uint8Array(length);
-    await this.access(requireNumber(address, "address"), out, false);
-    return out;
+  read(address: number, length: number): Promise<Uint8Array> {
+    return this.readAccess(address, length, false);
   }
 
   /** Writes `data` at `address`, as the process's own stores would; see read(). */
   async write(address: number, data: Uint8Array): Promise<void> {
     if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
-    await this.access(requireNumber(address, "address"), data, true);
+    await this.access(requireNumber(address, "address"), data, true, false);
   }
 
-  private async access(address: number, buffer: Uint8Array, write: boolean): Promise<void> {
+  /**
+   * Reads user memory from kernel mode, as a system call such as write(2)
+   * does with copy_from_user. Settles with { errno: 0, data }, or with
+   * { errno: EFAULT } where the access would end in a signal, including a
+   * fault on a userfaultfd created with UFFD_USER_MODE_ONLY.
+   */
+  async copyFromUser(address: number, length: number): Promise<{ readonly errno: number; readonly data?: Uint8Array }> {
+    try {
+      return { errno: 0, data: await this.readAccess(address, length, true) };
+    } catch (error) {
+      if (error instanceof SignalError) return { errno: EFAULT };
+      throw error;
+    }
+  }
+
+  /** Writes user memory from kernel mode (copy_to_user, as read(2) does); see copyFromUser(). */
+  async copyToUser(address: number, data: Uint8Array): Promise<{ readonly errno: number }> {
+    if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
+    try {
+      await this.access(requireNumber(address, "address"), data, true, true);
+      return { errno: 0 };
+    } catch (error) {
+      if (error instanceof SignalError) return { errno: EFAULT };
+      throw error;
+    }
+  }
+
+  private async readAccess(address: number, length: number, kernelMode: boolean): Promise<Uint8Array> {
+    requireNumber(length, "length");
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a whole number >= 0, got ${length}`);
+    const out = new Uint8Array(length);
+    await this.access(requireNumber(address, "address"), out, false, kernelMode);
+    return out;
+  }
+
+  private async access(address: number, buffer: Uint8Array, write: boolean, kernelMode: boolean): Promise<void> {
     const core = this.kernel.core;
     let done = 0;
     while (done < buffer.length) {
@@ -202,10 +236,10 @@ export class Process {
       let sleep: Promise<void> | null;
       switch (status) {
         case FAULT_MISSING:
-          sleep = handleMissingFault(this, vma, faultAt, write);
+          sleep = handleMissingFault(this, vma, faultAt, write, kernelMode);
           break;
         case FAULT_WP:
-          sleep = handleWpFault(this, vma, faultAt);
+          sleep = handleWpFault(this, vma, faultAt, kernelMode);
           break;
         case FAULT_POISON:
           mm.lock.readUnlock();
@@ -242,6 +276,27 @@ export class Process {
   userfaultfd(flags = 0): Userfaultfd {
     this.checkAlive("userfaultfd");
     requireNumber(flags, "flags");
+    // Without privilege only UFFD_USER_MODE_ONLY contexts are allowed, unless
+    // vm.unprivileged_userfaultfd is 1.
+    const userModeOnly = Number.isSafeInteger(flags) && (flags & UFFD_USER_MODE_ONLY) !== 0;
+    if (!this.privileged && !userModeOnly && !this.kernel.unprivilegedUserfaultfd) {
+      throw new KernelError(EPERM, "userfaultfd: not permitted without CAP_SYS_PTRACE; pass UFFD_USER_MODE_ONLY or set unprivilegedUserfaultfd");
+    }
+    return this.createUserfaultfd(flags);
+  }
+
+  /**
+   * Creates a userfaultfd through /dev/userfaultfd (USERFAULTFD_IOC_NEW):
+   * the same object, allowed by the device file's permissions rather than
+   * by privilege. Throws KernelError(EINVAL) for unknown flags.
+   */
+  userfaultfdFromDevice(flags = 0): Userfaultfd {
+    this.checkAlive("userfaultfdFromDevice");
+    requireNumber(flags, "flags");
+    return this.createUserfaultfd(flags);
+  }
+
+  private createUserfaultfd(flags: number): Userfaultfd {
     if (!hasOnlyBits(asU64(flags), O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)) {
       throw new KernelError(EINVAL, `userfaultfd: invalid flags 0x${flags.toString(16)}`);
     }

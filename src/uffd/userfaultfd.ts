@@ -4,8 +4,8 @@
 // register/unregister helpers of mm/userfaultfd.c.
 
 import {
-  EAGAIN, EBUSY, EINVAL, ENOMEM, EPERM, PAGE_SIZE, UFFD_API, UFFD_API_IOCTLS, UFFD_EVENT_FORK,
-  UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED,
+  EAGAIN, EBUSY, EINVAL, ENOMEM, EPERM, EPOLLERR, EPOLLIN, O_NONBLOCK, PAGE_SIZE, UFFD_API, UFFD_API_IOCTLS, UFFD_EVENT_FORK,
+  UFFD_FEATURE_EVENT_FORK, UFFD_FEATURE_WP_ASYNC, UFFD_FEATURE_WP_UNPOPULATED,
   UFFDIO_REGISTER_MODE_MINOR, UFFDIO_REGISTER_MODE_MISSING, UFFDIO_REGISTER_MODE_WP,
   _UFFDIO_CONTINUE, _UFFDIO_COPY, _UFFDIO_MOVE, _UFFDIO_POISON, _UFFDIO_WAKE, _UFFDIO_WRITEPROTECT, _UFFDIO_ZEROPAGE,
 } from "../constants.js";
@@ -88,7 +88,9 @@ export class Userfaultfd {
   readonly owner: Process;
   /** The descriptor number in the owner's file table. */
   readonly fd: number;
-  private closed = false;
+  /** O_NONBLOCK of this open file: set at creation from the flags, changed by setNonblocking(). */
+  nonblocking: boolean;
+  private closedFlag = false;
 
   /** Use Process.userfaultfd(). Installs the file at `fd`, by default the lowest free number. */
   constructor(ctx: UffdContext, owner: Process, fd = owner.lowestFreeFd()) {
@@ -96,6 +98,7 @@ export class Userfaultfd {
     this.ctx = ctx;
     this.owner = owner;
     this.fd = fd;
+    this.nonblocking = (ctx.flags & O_NONBLOCK) !== 0;
     ctx.files++;
     owner.files.set(fd, this);
   }
@@ -109,8 +112,31 @@ export class Userfaultfd {
     return new Userfaultfd(this.ctx, process, fd);
   }
 
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
   private checkOpen(): void {
-    if (this.closed) throw new Error("userfaultfd: the file is closed");
+    if (this.closedFlag) throw new Error(`userfaultfd: descriptor ${this.fd} is closed`);
+  }
+
+  /**
+   * Sets or clears O_NONBLOCK on this open file (fcntl F_SETFL). The
+   * context's creation flags, which a FORK child inherits, do not change.
+   */
+  setNonblocking(nonblocking: boolean): void {
+    this.checkOpen();
+    this.nonblocking = nonblocking === true;
+  }
+
+  /**
+   * Returns poll(2)'s revents: EPOLLERR before UFFDIO_API and on a file
+   * without O_NONBLOCK, EPOLLIN while a fault or an event is unread, else 0.
+   */
+  poll(): number {
+    this.checkOpen();
+    if (!this.ctx.apiDone || !this.nonblocking) return EPOLLERR;
+    return this.ctx.hasMessages ? EPOLLIN : 0;
   }
 
   /** UFFDIO_API: the feature handshake, allowed once per context. */
@@ -121,6 +147,8 @@ export class Userfaultfd {
     const raw = args.features;
     if (typeof raw !== "number" && typeof raw !== "bigint") throw new TypeError("features must be a number or a bigint");
     if (api !== UFFD_API) return API_ZEROED(EINVAL);
+    const asked = typeof raw === "bigint" ? raw : BigInt(Number.isSafeInteger(raw) && raw >= 0 ? raw : 0);
+    if ((asked & BigInt(UFFD_FEATURE_EVENT_FORK)) !== 0n && !this.owner.privileged) return API_ZEROED(EPERM);
     const supported = this.ctx.kernel.profile.features;
     const features = typeof raw === "bigint" ? raw : BigInt(asU64(raw) === Infinity ? -1 : raw);
     if (features < 0n || (features & ~BigInt(supported)) !== 0n) return API_ZEROED(EINVAL);
@@ -318,8 +346,8 @@ export class Userfaultfd {
    * fault, and producers waiting on unread events resume.
    */
   close(): void {
-    if (this.closed) return;
-    this.closed = true;
+    if (this.closedFlag) return;
+    this.closedFlag = true;
     this.owner.files.delete(this.fd);
     const ctx = this.ctx;
     if (--ctx.files > 0) return;

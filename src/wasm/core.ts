@@ -38,6 +38,8 @@ export interface CoreExports {
   mwriteprotect_range(root: number, start: number, pages: number, flags: number): number;
   move_page_tables(root: number, from: number, to: number, pages: number): number;
   cache_lookup(cache: number, off: number): number;
+  cache_entry(cache: number, off: number): number;
+  cache_hwpoison(cache: number, off: number): number;
   cache_find_or_add_zero(cache: number, off: number): number;
   cache_punch_hole(cache: number, off: number, pages: number): number;
   map_frame(root: number, va: number, frame: number, pteFlags: number): number;
