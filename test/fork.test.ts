@@ -4,9 +4,9 @@
 
 import { describe, expect, it, vi } from "vitest";
 import {
-  EAGAIN, EEXIST, ENOMEM, KernelError, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, UFFD_API, UFFD_EVENT_FORK,
+  EAGAIN, EEXIST, ENOMEM, ESRCH, KernelError, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, UFFD_API, UFFD_EVENT_FORK,
   UFFD_EVENT_PAGEFAULT, UFFD_FEATURE_EVENT_FORK, UFFDIO_REGISTER_MODE_MISSING,
-  type ForkMsg, type Kernel, type Process, type Userfaultfd,
+  type ForkMsg, type Kernel, type KernelVersion, type Process, type Userfaultfd,
 } from "../src/index.js";
 import { PTE_FRAME_MASK } from "../src/wasm/core.js";
 import { createKernel, drain, pageOf, settled, settledNow, watch } from "./helpers.js";
@@ -39,12 +39,17 @@ interface SetupOptions {
   keepTargetHandle?: boolean;
   maxMemory?: number;
   srcPages?: number;
+  kernel?: KernelVersion;
 }
 
 /** Creates a target with 8 registered pages at REGION and a monitor holding its uffd. */
 async function setup(options: SetupOptions = {}): Promise<Env> {
   const { gate = true, features = UFFD_FEATURE_EVENT_FORK, keepTargetHandle = false, srcPages = 8 } = options;
-  const kernel = await createKernel({ mmapChangingGate: gate, ...(options.maxMemory ? { maxMemory: options.maxMemory } : {}) });
+  const kernel = await createKernel({
+    mmapChangingGate: gate,
+    ...(options.maxMemory ? { maxMemory: options.maxMemory } : {}),
+    ...(options.kernel ? { kernel: options.kernel } : {}),
+  });
   const baseline = kernel.framesUsed;
   const target = kernel.createProcess();
   const monitor = kernel.createProcess();
@@ -346,18 +351,24 @@ describe("release during fork", () => {
   });
 });
 
+/** A target whose next fork runs out of frames in its last page-table copy. */
+async function setupFailingFork(kernelVersion?: KernelVersion) {
+  // 64 frames. Fork needs a root and three tables for REGION, then a PTE
+  // table for the filler mapping, so four free frames make that last one fail.
+  const env = await setup({ maxMemory: 64 * PAGE, srcPages: 2, ...(kernelVersion ? { kernel: kernelVersion } : {}) });
+  expect(copy(env, 0, 0).errno).toBe(0);
+  const filler = 0x2000_0000;
+  expect(env.target.mmap(64 * PAGE, { flags: FIXED, address: filler })).toBe(filler);
+  const kernel = env.kernel;
+  for (let page = 0; kernel.framesCapacity - kernel.framesUsed > 4; page++) {
+    await settledNow(env.target.write(filler + page * PAGE, pageOf(page)));
+  }
+  return { env, kernel, filler };
+}
+
 describe("fork out of memory", () => {
   it("fails cleanly without a FORK event", async () => {
-    // 64 frames. Fork needs a root and three tables for REGION, then a PTE
-    // table for the filler mapping, so four free frames make that last one fail.
-    const env = await setup({ maxMemory: 64 * PAGE, srcPages: 2 });
-    expect(copy(env, 0, 0).errno).toBe(0);
-    const filler = 0x2000_0000;
-    expect(env.target.mmap(64 * PAGE, { flags: FIXED, address: filler })).toBe(filler);
-    const kernel = env.kernel;
-    for (let page = 0; kernel.framesCapacity - kernel.framesUsed > 4; page++) {
-      await settledNow(env.target.write(filler + page * PAGE, pageOf(page)));
-    }
+    const { env, kernel, filler } = await setupFailingFork();
     const used = kernel.framesUsed;
     const processes = kernel.processes.size;
     const raise = vi.spyOn(env.uffd.ctx, "raiseMmapChanging");
@@ -376,7 +387,25 @@ describe("fork out of memory", () => {
     expect(copy(env, 1, 1)).toEqual({ errno: 0, copy: PAGE });
     expect(await settledNow(env.target.read(filler + PAGE, PAGE))).toEqual(pageOf(1));
   });
+
+  it("sends a FORK before 6.12 all the same", async () => {
+    const { env, kernel } = await setupFailingFork("6.8");
+    const used = kernel.framesUsed;
+    const outcome = watch(env.target.fork());
+    await drain();
+    expect(outcome.state).toBe("pending");
+    const msg = env.uffd.read() as ForkMsg;
+    expect(msg.event).toBe(UFFD_EVENT_FORK);
+    const error = await settled(outcome).catch((reason: unknown) => reason);
+    expect(error).toMatchObject({ errno: ENOMEM });
+    expect(env.uffd.ctx.mmapChanging).toBe(0);
+    // The stale child context's address space is gone.
+    expect(copy(env, 2, 2, msg.uffd)).toEqual({ errno: ESRCH, copy: 0 });
+    msg.uffd.close();
+    expect(kernel.framesUsed).toBe(used);
+  });
 });
+
 
 describe("frame accounting", () => {
   it("fork copies page tables, not pages", async () => {

@@ -89,13 +89,22 @@ export async function forkProcess(parent: Process): Promise<Process> {
   parent.mm.lock.writeUnlock();
 
   if (status !== 0) {
-    // dup_userfaultfd_fail (Linux 6.12 and later): no FORK event for a
-    // failed fork; lower each parent's mmap_changing and drop the child.
-    for (const [parentCtx, childCtx] of contexts) {
-      parentCtx.lowerMmapChanging();
-      kernel.contexts.delete(childCtx);
-    }
     child.exit();
+    if (kernel.profile.forkEventOnFailure) {
+      // Before Linux 6.12 a failed fork still sent its FORK events, each
+      // naming a context whose address space is already gone.
+      for (const [parentCtx, childCtx] of contexts) {
+        await parentCtx.eventWaitCompletion(UFFD_EVENT_FORK, childCtx);
+        parentCtx.lowerMmapChanging();
+      }
+    } else {
+      // dup_userfaultfd_fail (Linux 6.12 and later): no FORK event for a
+      // failed fork; lower each parent's mmap_changing and drop the child.
+      for (const [parentCtx, childCtx] of contexts) {
+        parentCtx.lowerMmapChanging();
+        kernel.contexts.delete(childCtx);
+      }
+    }
     throw new KernelError(ENOMEM, `fork: out of memory while copying page tables (status ${status})`);
   }
   kernel.stats.forks++;
