@@ -7,6 +7,7 @@ import type { GateMode, UffdContext } from "../uffd/context.js";
 import { kernelProfile, type KernelProfile, type KernelVersion } from "./profile.js";
 import { MappedFile, type FileKind } from "./file.js";
 import { Process } from "./process.js";
+import type { Scheduler } from "../sched/scheduler.js";
 
 export interface KernelOptions {
   /** The kernel version to behave as (default "6.18"); see KERNEL_VERSIONS. */
@@ -61,6 +62,8 @@ export class Kernel {
   readonly files = new Set<MappedFile>();
   readonly stats: KernelStats = { ioctls: 0, pagesCopied: 0, pagesZeroed: 0, eagain: 0, faults: 0, ptesCopied: 0, forks: 0 };
   private nextPid = 1;
+  /** The scheduler that runs simulated threads, or null for plain promise order. */
+  scheduler: Scheduler | null = null;
 
   private constructor(core: WasmCore, profile: KernelProfile, options: KernelOptions) {
     this.core = core;
@@ -95,6 +98,15 @@ export class Kernel {
     }
     const core = await WasmCore.create(build, Math.floor(maxMemory / PAGE_SIZE), IO_WINDOW_PAGES);
     return new Kernel(core, profile, options);
+  }
+
+  /**
+   * Blocks the calling simulated thread until `executor`'s wake function
+   * is called: every sleep of the model goes through here, so an attached
+   * scheduler sees each wake. Without a scheduler it is a plain promise.
+   */
+  waitFor<T>(waitsFor: string, executor: (wake: (value: T) => void) => void): Promise<T> {
+    return this.scheduler === null ? new Promise<T>(executor) : this.scheduler.waitFor(waitsFor, executor);
   }
 
   /**

@@ -115,8 +115,8 @@ export class UffdContext {
    * process died while asleep.
    */
   queueFault(mm: Mm, address: number, flags: number, ptid: number, exact: boolean): Promise<boolean> {
-    return new Promise<boolean>((resolve) => {
-      const pageAddress = address - (address % PAGE_SIZE);
+    const pageAddress = address - (address % PAGE_SIZE);
+    return this.kernel.waitFor<boolean>(`a wake of the fault at 0x${pageAddress.toString(16)}`, (resolve) => {
       const waiter: FaultWaiter = {
         address: pageAddress,
         msg: pagefaultMsg(flags, exact ? address : pageAddress, ptid),
@@ -179,7 +179,7 @@ export class UffdContext {
    */
   eventWaitCompletion(event: number, child: UffdContext | null, msg: UffdMsg | null = null): Promise<boolean> {
     if (this.released) return Promise.resolve(false);
-    return new Promise<boolean>((resolve) => {
+    return this.kernel.waitFor<boolean>(`a read of event 0x${event.toString(16)}`, (resolve) => {
       this.eventQueue.push({ event, child, msg, complete: resolve });
       this.notifyReaders();
     });

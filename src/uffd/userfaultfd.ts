@@ -330,7 +330,7 @@ export class Userfaultfd {
     for (;;) {
       const result = this.read();
       if (result.errno !== EAGAIN) return result;
-      await new Promise<void>((resolve) => this.ctx.onReadable(resolve));
+      await this.ctx.kernel.waitFor<void>("a userfaultfd message", (resolve) => this.ctx.onReadable(resolve));
       this.checkOpen();
     }
   }
