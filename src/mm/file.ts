@@ -74,7 +74,7 @@ export class MappedFile {
     return out;
   }
 
-  /** Returns whether the page cache holds the page at `offset`. */
+  /** Returns whether the page cache contains the page at `offset`. */
   hasPage(offset: number): boolean {
     return this.cache !== 0 && (this.kernel.core.exports.cache_lookup(this.cache, offset - (offset % PAGE_SIZE)) >>> 0) !== 0;
   }

@@ -191,7 +191,7 @@ export class Kernel {
     return this.core.exports.frames_used() >>> 0;
   }
 
-  /** The most frames this kernel can hold. */
+  /** The maximum number of frames this kernel can have in use. */
   get framesCapacity(): number {
     return this.core.exports.frames_capacity() >>> 0;
   }

@@ -42,7 +42,7 @@ export class SimThread {
   readonly id: number;
   readonly name: string;
   state: ThreadState = "new";
-  /** What a blocked thread waits for. */
+  /** The condition a blocked thread waits for. */
   waitsFor = "";
   /** Labels of the yield points this thread passed, for traces. */
   readonly labels: string[] = [];
@@ -59,7 +59,7 @@ export class SimThread {
     this.body = body;
   }
 
-  /** A yield point: lets the scheduler run another ready thread first. */
+  /** Gives the scheduler a yield point, where it may run another ready thread first. */
   yield(label: string): Promise<void> {
     return this.scheduler.yieldPoint(this, label);
   }

@@ -33,7 +33,7 @@ export interface EventWaiter {
   readonly complete: (read: boolean) => void;
 }
 
-/** How the kernel keeps mmap_changing, by version. */
+/** The kernel's representation of mmap_changing, by version. */
 export type GateMode = "none" | "bool" | "counter";
 
 export class UffdContext {

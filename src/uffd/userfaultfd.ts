@@ -84,7 +84,7 @@ function clearUffdWp(ctx: UffdContext, start: number, length: number, writable: 
 
 export class Userfaultfd {
   readonly ctx: UffdContext;
-  /** The process whose file table holds this file; COPY reads `src` in its address space. */
+  /** The process whose file table contains this file; COPY reads `src` in its address space. */
   readonly owner: Process;
   /** The descriptor number in the owner's file table. */
   readonly fd: number;
@@ -277,7 +277,7 @@ export class Userfaultfd {
     return uffdioMove(this.ctx, this.owner.mm, args);
   }
 
-  /** UFFDIO_CONTINUE: maps the pages the page cache already holds (resolves MINOR faults). */
+  /** UFFDIO_CONTINUE: maps pages already in the page cache (resolves MINOR faults). */
   continue(args: ContinueArgs): ContinueResult {
     this.checkOpen();
     if (!this.ctx.apiDone) return { errno: EINVAL, mapped: presetOf(args, "mapped") };

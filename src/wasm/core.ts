@@ -164,7 +164,7 @@ export class WasmCore {
     return new WasmCore(build, exports);
   }
 
-  /** The I/O window, re-created after linear memory has grown. */
+  /** Returns the I/O window, re-created after linear memory has grown. */
   io(): Uint8Array {
     if (this.view.buffer !== this.exports.memory.buffer) {
       this.view = new Uint8Array(this.exports.memory.buffer, this.ioBase, this.ioSize);
@@ -172,7 +172,7 @@ export class WasmCore {
     return this.view;
   }
 
-  /** A view of physical memory, for tests and benchmarks; valid until memory grows. */
+  /** Returns a view of physical memory, for tests and benchmarks, valid until memory grows. */
   bytes(address: number, length: number): Uint8Array {
     return new Uint8Array(this.exports.memory.buffer, address, length);
   }
