@@ -83,6 +83,24 @@ export function framesInit(cap: u32, ioPages: u32): i32 {
   return OK;
 }
 
+/**
+ * Returns the pool to its state right after framesInit, keeping the layout
+ * and the memory already grown: every frame handed out is zeroed again, so
+ * frames past frameNext stay zero as frameAllocZeroed assumes.
+ */
+export function framesReset(): i32 {
+  if (!initialized) return EINVAL;
+  memory.fill(frameBase, 0, <usize>frameNext << PAGE_SHIFT);
+  memory.fill(metaBase, 0, <usize>frameNext << 2);
+  memory.fill(kindBase, 0, <usize>frameNext);
+  frameNext = 0;
+  freeHead = 0;
+  freeCount = 0;
+  framesUsed = 0;
+  zeroFrame = frameAlloc(FRAME_ZERO);
+  return OK;
+}
+
 /** Grows linear memory so that bytes below `end` exist; false if it cannot. */
 function ensureMemory(end: u64): bool {
   const have = <u64>memory.size() << WASM_PAGE_SHIFT;

@@ -8,7 +8,7 @@
 
 import { OK, EINVAL } from "./status";
 import {
-  PAGE_SHIFT, FRAME_BENCH, FRAME_FREE, FRAME_PAGE, FRAME_ROOT, framesInit, frameKind, framesUsedCount, framesCapacity, framesAllocContiguous,
+  PAGE_SHIFT, FRAME_BENCH, FRAME_FREE, FRAME_PAGE, FRAME_ROOT, framesInit, framesReset, frameKind, framesUsedCount, framesCapacity, framesAllocContiguous,
   frameRefcount, frameBase, ioBase, ioSize, zeroFrame,
 } from "./frames";
 import { TASK_SIZE, pgdAlloc, pgdFree, pteRead, freePteTables, walkCacheFlush } from "./pgtable";
@@ -48,6 +48,13 @@ function benchBuffer(start: u32, pages: u32): bool {
 
 export function init(capFrames: u32, ioPages: u32): i32 {
   return framesInit(capFrames, ioPages);
+}
+
+/** Frees every frame at once (all page tables and pages), for a kernel reused between runs. */
+export function reset(): i32 {
+  const status = framesReset();
+  walkCacheFlush();
+  return status;
 }
 
 export function io_base(): u32 {

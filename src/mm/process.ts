@@ -317,6 +317,13 @@ export class Process {
     return forkProcess(this);
   }
 
+  /** Marks the process exited without freeing anything (its memory goes with a Kernel.reset). */
+  markExited(): void {
+    this.exitedFlag = true;
+    this.mm.users = 0;
+    this.mm.pgd = 0;
+  }
+
   /**
    * Ends the process: its pages and tables are freed, its blocked accesses
    * reject, its file table is closed, and its address space is dead, so

@@ -8,6 +8,7 @@ import { debugSha256, debugWasm, releaseSha256, releaseWasm } from "./binaries.g
 export interface CoreExports {
   readonly memory: WebAssembly.Memory;
   init(capFrames: number, ioPages: number): number;
+  reset(): number;
   io_base(): number;
   io_size(): number;
   frame_base(): number;
