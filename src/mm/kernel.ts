@@ -121,6 +121,17 @@ export class Kernel {
   }
 
   /**
+   * Marks a point inside a system call where the kernel may be preempted
+   * (for example between dropping and retaking mmap_lock). With a scheduler
+   * running a thread, returns the promise of the yield; otherwise null, and
+   * the caller goes on synchronously.
+   */
+  preemptionPoint(label: string): Promise<void> | null {
+    const thread = this.scheduler?.currentThread ?? null;
+    return thread === null ? null : thread.yield(label);
+  }
+
+  /**
    * Blocks the calling simulated thread until `executor`'s wake function
    * is called: every sleep of the model goes through here, so an attached
    * scheduler sees each wake. Without a scheduler it is a plain promise.

@@ -152,6 +152,10 @@ export async function madvise(process: Process, address: number, length: number,
       mm.lock.readUnlock();
       await ctx.eventWaitCompletion(UFFD_EVENT_REMOVE, null, rangeMsg(UFFD_EVENT_REMOVE, chunkStart, chunkEnd));
       ctx.lowerMmapChanging();
+      // The gate is open again before the lock is retaken and the pages go:
+      // a COPY that lands here is zapped right after.
+      const preempted = process.kernel.preemptionPoint("madvise: retake mmap_lock after REMOVE");
+      if (preempted !== null) await preempted;
       if (process.exited) return -ENOMEM;
       mm.lock.readLock();
       // The layout may have changed while the lock was dropped.
