@@ -132,10 +132,11 @@ export function copy_page_range(dstRoot: u32, srcRoot: u32, start: f64, pages: u
   return copyPageRange(<usize>dstRoot, <usize>srcRoot, from, from + (<u64>pages << PAGE_SHIFT), flags);
 }
 
-export function zap_page_range(root: u32, start: f64, pages: u32): i32 {
+/** Zaps the range; `keepUffdWp` non-zero leaves uffd-wp markers where protected entries were. */
+export function zap_page_range(root: u32, start: f64, pages: u32, keepUffdWp: u32): i32 {
   if (!validRoot(root) || !validRange(start, pages)) return EINVAL;
   const from = <u64>start;
-  return zapPageRange(<usize>root, from, from + (<u64>pages << PAGE_SHIFT));
+  return zapPageRange(<usize>root, from, from + (<u64>pages << PAGE_SHIFT), keepUffdWp != 0);
 }
 
 /** Frees the PTE tables wholly inside the range; its entries must be zapped. */

@@ -85,10 +85,14 @@ export function copyPageRange(dstRoot: usize, srcRoot: usize, start: u64, end: u
 
 /**
  * Clears every entry of [start, end): present pages lose a reference and
- * markers are dropped. Leaves the number of present pages unmapped in
- * `pagesDone`. The tables stay; `freePteTables` releases them.
+ * markers are dropped. With `keepUffdWp` (a file-backed VMA registered for
+ * uffd-wp, as zap_install_uffd_wp_if_needed does since Linux 5.19), a
+ * protected page leaves a uffd-wp marker behind and existing uffd-wp
+ * markers stay, so the protection outlives the page. Leaves the number of
+ * present pages unmapped in `pagesDone`. The tables stay; `freePteTables`
+ * releases them.
  */
-export function zapPageRange(root: usize, start: u64, end: u64): i32 {
+export function zapPageRange(root: usize, start: u64, end: u64, keepUffdWp: bool = false): i32 {
   let zapped: u32 = 0;
   let va = start;
   while (va < end) {
@@ -106,7 +110,7 @@ export function zapPageRange(root: usize, start: u64, end: u64): i32 {
         framePut(pteFrame(pte));
         zapped++;
       }
-      store<u64>(slot, 0);
+      store<u64>(slot, keepUffdWp && (pte & PTE_UFFD_WP) != 0 ? PTE_UFFD_WP : 0);
     }
   }
   setPagesDone(zapped);

@@ -32,6 +32,7 @@ import type { UffdContext } from "../uffd/context.js";
 import { rangeMsg } from "../uffd/messages.js";
 import { pageAligned } from "../uffd/mfill.js";
 import type { MappedFile } from "./file.js";
+import { VM_UFFD_WP, type Vma } from "./vma.js";
 import type { Process } from "./process.js";
 
 export const MADV_DONTNEED = 4;
@@ -50,15 +51,21 @@ function punchHole(process: Process, file: MappedFile, offset: number, length: n
       const from = Math.max(vma.pgoff, offset);
       const to = Math.min(vma.pgoff + vma.length, offset + length);
       if (from >= to) continue;
-      core.zap_page_range(other.mm.pgd, vma.start + (from - vma.pgoff), (to - from) / PAGE_SIZE);
+      core.zap_page_range(other.mm.pgd, vma.start + (from - vma.pgoff), (to - from) / PAGE_SIZE, keepsUffdWp(vma) ? 1 : 0);
     }
   }
   core.cache_punch_hole(file.cache, offset, length / PAGE_SIZE);
 }
 
-/** Zaps the pages of [start, end) in `process`. */
-function zap(process: Process, start: number, end: number): void {
-  process.kernel.core.exports.zap_page_range(process.mm.pgd, start, (end - start) / PAGE_SIZE);
+/** Returns whether a zap in `vma` leaves uffd-wp markers: file-backed and WP-registered. */
+function keepsUffdWp(vma: Vma): boolean {
+  return vma.file !== null && (vma.uffdFlags & VM_UFFD_WP) !== 0;
+}
+
+/** Zaps the pages of [start, end) in `process`, within one VMA `vma`, or across VMAs being removed. */
+function zap(process: Process, start: number, end: number, vma: Vma | null = null): void {
+  const keep = vma !== null && keepsUffdWp(vma) ? 1 : 0;
+  process.kernel.core.exports.zap_page_range(process.mm.pgd, start, (end - start) / PAGE_SIZE, keep);
 }
 
 /**
@@ -170,7 +177,7 @@ export async function madvise(process: Process, address: number, length: number,
     if (advice === MADV_REMOVE && current.file !== null) {
       punchHole(process, current.file, current.fileOffset(chunkStart), chunkEnd - chunkStart);
     } else {
-      zap(process, chunkStart, chunkEnd);
+      zap(process, chunkStart, chunkEnd, current);
     }
     cursor = chunkEnd;
   }

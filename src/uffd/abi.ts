@@ -192,20 +192,6 @@ export function readBytes(uffd: Userfaultfd, buffer: Uint8Array): ReadBytesResul
 // --- ioctl(2) -------------------------------------------------------------
 
 /**
- * UFFDIO_CONTINUE as Userfaultfd may implement it later. The ioctl entry
- * point calls it only when the method exists at run time, and otherwise
- * fails with EINVAL as a kernel without the ioctl does.
- * NOTE: the argument and result shapes are assumed to follow POISON's, and
- * no test runs this path yet.
- */
-interface ContinueIoctl {
-  continue?(args: { start: number; len: number; mode: number; mapped?: number }): {
-    readonly errno: number;
-    readonly mapped: number;
-  };
-}
-
-/**
  * The preset passed as a fill ioctl's out-field. The methods return the
  * preset when the kernel leaves the field untouched, and every value the
  * kernel writes is an integer, so a NaN result means the bytes stay as
@@ -230,7 +216,7 @@ type FillCall = (field: FieldReader, preset: number) => { errno: number; out: nu
  * command as an unsigned int, so the int32 form of a request value works
  * too. These return -EINVAL without reading `arg`: an unknown request, a
  * request the kernel version lacks (WRITEPROTECT before 5.7, POISON before
- * 6.6, MOVE before 6.8, and CONTINUE until Userfaultfd implements it), and
+ * 6.6, MOVE before 6.8, CONTINUE before 5.13), and
  * any request but UFFDIO_API before a successful UFFDIO_API.
  *
  * An `arg` shorter than the fields the kernel reads returns -EFAULT and
@@ -285,14 +271,12 @@ export function ioctl(uffd: Userfaultfd, request: number, arg: Uint8Array): numb
         const result = uffd.move({ dst: field(0), src: field(1), len: field(2), mode: field(3), move: preset });
         return { errno: result.errno, out: result.move };
       });
-    case UFFDIO_CONTINUE: {
-      const continueIoctl = (uffd as unknown as ContinueIoctl).continue?.bind(uffd);
-      if (continueIoctl === undefined) return -EINVAL;
+    case UFFDIO_CONTINUE:
+      if (!profile.minor) return -EINVAL;
       return fillIoctl(uffd, arg, 3, (field, preset) => {
-        const result = continueIoctl({ start: field(0), len: field(1), mode: field(2), mapped: preset });
+        const result = uffd.continue({ start: field(0), len: field(1), mode: field(2), mapped: preset });
         return { errno: result.errno, out: result.mapped };
       });
-    }
     default:
       return -EINVAL;
   }

@@ -192,10 +192,13 @@ function mfillAtomicCopy(ctx: UffdContext, srcMm: Mm, dst: number, src: number, 
     if (vma.file !== null && !vma.isShmem) {
       status = EINVAL;
     } else if (pages > 0 && vma.isShmem && vma.isShared) {
-      // Shared shmem: the new page goes into the page cache and is mapped.
+      // Shared shmem: the new page goes into the page cache and is mapped;
+      // a page past the end of the file is EFAULT.
       const offset = vma.fileOffset(dst + done);
-      status = core.mfill_shmem(mm.pgd, dst + done, vma.file!.cache, offset, srcMm.pgd, from, pages, pteFlags, 0);
-      filled = core.pages_done() >>> 0;
+      const inFile = Math.min(pages, pagesBeforeEof(vma, offset));
+      status = inFile > 0 ? core.mfill_shmem(mm.pgd, dst + done, vma.file!.cache, offset, srcMm.pgd, from, inFile, pteFlags, 0) : EFAULT;
+      filled = inFile > 0 ? core.pages_done() >>> 0 : 0;
+      if (status === 0 && inFile < pages) status = EFAULT;
     } else if (pages > 0) {
       // mfill_copy returns pages filled * 4096 + status in one f64.
       const packed = core.mfill_copy(mm.pgd, dst + done, srcMm.pgd, from, pages, pteFlags);
@@ -220,6 +223,12 @@ function mfillAtomicCopy(ctx: UffdContext, srcMm: Mm, dst: number, src: number, 
     }
     return done > 0 ? done : error;
   }
+}
+
+/** Returns how many pages from file offset `offset` lie before the end of `vma`'s file (page granular). */
+function pagesBeforeEof(vma: Vma, offset: number): number {
+  const filePages = Math.ceil(vma.file!.size / PAGE_SIZE);
+  return Math.max(0, filePages - offset / PAGE_SIZE);
 }
 
 /**
@@ -252,10 +261,14 @@ function mfillAtomicZeropage(ctx: UffdContext, dst: number, len: number): number
   let status = EINVAL;
   let filled = 0;
   if (vma.isShmem && vma.isShared) {
-    // Shared shmem: a zeroed page is added to the page cache and mapped.
+    // Shared shmem: a zeroed page is added to the page cache and mapped;
+    // a page past the end of the file is EFAULT.
     const pteFlags = vma.writable ? PTE_WRITE : 0;
-    status = core.mfill_shmem(ctx.mm.pgd, dst, vma.file!.cache, vma.fileOffset(dst), ctx.mm.pgd, 0, len / PAGE_SIZE, pteFlags, 1);
-    filled = core.pages_done() >>> 0;
+    const pages = len / PAGE_SIZE;
+    const inFile = Math.min(pages, pagesBeforeEof(vma, vma.fileOffset(dst)));
+    status = inFile > 0 ? core.mfill_shmem(ctx.mm.pgd, dst, vma.file!.cache, vma.fileOffset(dst), ctx.mm.pgd, 0, inFile, pteFlags, 1) : EFAULT;
+    filled = inFile > 0 ? core.pages_done() >>> 0 : 0;
+    if (status === 0 && inFile < pages) status = EFAULT;
   } else if (vma.file === null || vma.isShmem) {
     status = core.mfill_zeropage(ctx.mm.pgd, dst, len / PAGE_SIZE);
     filled = core.pages_done() >>> 0;

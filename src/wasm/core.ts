@@ -24,7 +24,7 @@ export interface CoreExports {
   mfill_copy(dstRoot: number, dst: number, srcRoot: number, src: number, pages: number, pteFlags: number): number;
   mfill_zeropage(dstRoot: number, dst: number, pages: number): number;
   copy_page_range(dstRoot: number, srcRoot: number, start: number, pages: number, flags: number): number;
-  zap_page_range(root: number, start: number, pages: number): number;
+  zap_page_range(root: number, start: number, pages: number, keepUffdWp?: number): number;
   free_pgtables(root: number, start: number, pages: number): number;
   count_present(root: number, start: number, pages: number): number;
   access_vm(root: number, va: number, len: number, flags: number): number;
