@@ -18,7 +18,7 @@ import type { Mm } from "../mm/mm.js";
 import { VM_UFFD_WP } from "../mm/vma.js";
 import { MOVE_ALLOW_SRC_HOLES, MOVE_DST_WRITE, PTE_UFFD_WP, PTE_WRITE, WP_MARKERS, WP_PROTECT, WP_VMA_WRITE } from "../wasm/core.js";
 import type { UffdContext } from "./context.js";
-import { rangeValid } from "./mfill.js";
+import { finish, gateEagain, rangeValid } from "./mfill.js";
 
 export interface WriteprotectArgs {
   start: number;
@@ -67,21 +67,6 @@ export interface MoveResult {
   readonly errno: number;
   /** Bytes moved (holes included), or a negative errno, or the preset when untouched. */
   readonly move: number;
-}
-
-/** Counts a gate EAGAIN and returns the out-field it leaves (see mfill.ts). */
-function gateOutField(ctx: UffdContext, preset: number): number {
-  ctx.kernel.stats.eagain++;
-  return ctx.kernel.writesOutFieldOnGate ? -EAGAIN : preset;
-}
-
-/** Returns the errno for result `result` of a range ioctl of `len` bytes, waking the done prefix. */
-function finishRange(ctx: UffdContext, start: number, len: number, result: number, dontWake: boolean): number {
-  if (result < 0) return -result;
-  if (!dontWake) ctx.wakeRange(start, result);
-  if (result === len) return 0;
-  ctx.kernel.stats.eagain++;
-  return EAGAIN;
 }
 
 /**
@@ -159,7 +144,7 @@ export function uffdioContinue(ctx: UffdContext, argsIn: ContinueArgs): Continue
   const kernel = ctx.kernel;
   kernel.stats.ioctls++;
   if (!kernel.profile.minor) return { errno: EINVAL, mapped: preset };
-  if (ctx.gateClosed) return { errno: EAGAIN, mapped: gateOutField(ctx, preset) };
+  if (ctx.gateClosed) return { errno: EAGAIN, mapped: gateEagain(ctx, preset) };
   if (!rangeValid(start, len, kernel.mmapMinAddr)) return { errno: EINVAL, mapped: preset };
   if (!hasOnlyBits(mode, UFFDIO_CONTINUE_MODE_DONTWAKE | UFFDIO_CONTINUE_MODE_WP)) return { errno: EINVAL, mapped: preset };
   const mm = ctx.mm;
@@ -184,7 +169,7 @@ export function uffdioContinue(ctx: UffdContext, argsIn: ContinueArgs): Continue
     result = done > 0 ? done : -status;
   }
   mm.lock.readUnlock();
-  const errno = finishRange(ctx, start, len, result, (mode & UFFDIO_CONTINUE_MODE_DONTWAKE) !== 0);
+  const errno = finish(ctx, start, len, result, (mode & UFFDIO_CONTINUE_MODE_DONTWAKE) !== 0);
   return { errno, mapped: result };
 }
 
@@ -198,7 +183,7 @@ export function uffdioPoison(ctx: UffdContext, argsIn: PoisonArgs): PoisonResult
   const kernel = ctx.kernel;
   kernel.stats.ioctls++;
   if (!kernel.profile.poison) return { errno: EINVAL, updated: preset };
-  if (ctx.gateClosed) return { errno: EAGAIN, updated: gateOutField(ctx, preset) };
+  if (ctx.gateClosed) return { errno: EAGAIN, updated: gateEagain(ctx, preset) };
   if (!rangeValid(start, len, kernel.mmapMinAddr)) return { errno: EINVAL, updated: preset };
   if (!hasOnlyBits(mode, UFFDIO_POISON_MODE_DONTWAKE)) return { errno: EINVAL, updated: preset };
   const mm = ctx.mm;
@@ -217,7 +202,7 @@ export function uffdioPoison(ctx: UffdContext, argsIn: PoisonArgs): PoisonResult
     result = done > 0 ? done : -status;
   }
   mm.lock.readUnlock();
-  const errno = finishRange(ctx, start, len, result, (mode & UFFDIO_POISON_MODE_DONTWAKE) !== 0);
+  const errno = finish(ctx, start, len, result, (mode & UFFDIO_POISON_MODE_DONTWAKE) !== 0);
   return { errno, updated: result };
 }
 
@@ -236,7 +221,7 @@ export function uffdioMove(ctx: UffdContext, callerMm: Mm, argsIn: MoveArgs): Mo
   const kernel = ctx.kernel;
   kernel.stats.ioctls++;
   if (!kernel.profile.move) return { errno: EINVAL, move: preset };
-  if (ctx.gateClosed) return { errno: EAGAIN, move: gateOutField(ctx, preset) };
+  if (ctx.gateClosed) return { errno: EAGAIN, move: gateEagain(ctx, preset) };
   const minAddr = kernel.mmapMinAddr;
   if (!rangeValid(dst, len, minAddr) || !rangeValid(src, len, minAddr)) return { errno: EINVAL, move: preset };
   if (!hasOnlyBits(mode, UFFDIO_MOVE_MODE_DONTWAKE | UFFDIO_MOVE_MODE_ALLOW_SRC_HOLES)) return { errno: EINVAL, move: preset };
@@ -247,7 +232,7 @@ export function uffdioMove(ctx: UffdContext, callerMm: Mm, argsIn: MoveArgs): Mo
   mm.lock.readLock();
   const result = movePagesLocked(ctx, dst, src, len, mode);
   mm.lock.readUnlock();
-  const errno = finishRange(ctx, dst, len, result, (mode & UFFDIO_MOVE_MODE_DONTWAKE) !== 0);
+  const errno = finish(ctx, dst, len, result, (mode & UFFDIO_MOVE_MODE_DONTWAKE) !== 0);
   return { errno, move: result };
 }
 

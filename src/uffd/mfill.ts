@@ -127,8 +127,8 @@ export function uffdioZeropage(ctx: UffdContext, argsIn: ZeropageArgs): Zeropage
   return zeropageResult(finish(ctx, start, len, result, (mode & UFFDIO_ZEROPAGE_MODE_DONTWAKE) !== 0), result);
 }
 
-/** Returns the out-field of an EAGAIN from the gate at entry. */
-function gateEagain(ctx: UffdContext, preset: number): number {
+/** Counts an EAGAIN from the gate at entry and returns the out-field it leaves. */
+export function gateEagain(ctx: UffdContext, preset: number): number {
   ctx.kernel.stats.eagain++;
   // Since Linux 6.15 the out-field is written with -EAGAIN on this path.
   return ctx.kernel.writesOutFieldOnGate ? -EAGAIN : preset;
@@ -139,7 +139,7 @@ function gateEagain(ctx: UffdContext, preset: number): number {
  * (bytes done, or a negative errno): 0 when all of `len` is done, EAGAIN
  * for partial progress.
  */
-function finish(ctx: UffdContext, dst: number, len: number, result: number, dontWake: boolean): number {
+export function finish(ctx: UffdContext, dst: number, len: number, result: number, dontWake: boolean): number {
   if (result < 0) {
     if (result === -EAGAIN) ctx.kernel.stats.eagain++;
     return -result;
