@@ -16,6 +16,8 @@ export interface RunMetadata {
   defaultCopyKernel: number;
   native: NativeInfo;
   mode: "quick" | "full";
+  /** The suites this run selected, in run order. */
+  suites: string[];
   config: BenchConfig;
   /** Start of the run, ISO 8601. */
   date: string;
@@ -36,6 +38,7 @@ export function collectMetadata(fields: {
   defaultCopyKernel: number;
   native: NativeInfo;
   config: BenchConfig;
+  suites: readonly string[];
   start: Date;
   durationSeconds: number;
 }): RunMetadata {
@@ -56,6 +59,7 @@ export function collectMetadata(fields: {
     defaultCopyKernel: fields.defaultCopyKernel,
     native: fields.native,
     mode: fields.config.quick ? "quick" : "full",
+    suites: [...fields.suites],
     config: fields.config,
     date: fields.start.toISOString(),
     durationSeconds: fields.durationSeconds,

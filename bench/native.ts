@@ -1,6 +1,10 @@
-// The native anchor: builds bench/native/memcpy.c with the machine's C
-// compiler into build/native/, runs it, and turns its samples into figures.
-// Any failure becomes a one-line reason on the figures; the run goes on.
+// The native anchors: C programs under bench/native/, built at run time with
+// the machine's C compiler into build/native/, run in separate processes,
+// and turned into figures. Any failure becomes a one-line reason on the
+// figures and the run goes on.
+//
+// memcpy.c times libc memcpy of 4 KiB pages (the copy-kernel anchor);
+// bench/native-kernel.ts runs uffd.c, the real kernel's userfaultfd.
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
@@ -12,9 +16,8 @@ import { missingFigure, summarizeSamples, throughputFigure, type Figure } from "
 /** Package root: this file runs from dist/bench/. */
 export const PACKAGE_ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
-const SOURCE = join(PACKAGE_ROOT, "bench", "native", "memcpy.c");
+const SOURCE_DIR = join(PACKAGE_ROOT, "bench", "native");
 const OUTPUT_DIR = join(PACKAGE_ROOT, "build", "native");
-const BINARY = join(OUTPUT_DIR, "memcpy");
 const COMPILE_TIMEOUT_MS = 60_000;
 const RUN_TIMEOUT_MS = 300_000;
 
@@ -26,11 +29,13 @@ export interface NativeInfo {
   /** Compiler command and the first line of its --version output, when one was found. */
   compiler: string | null;
   compilerVersion: string | null;
-  /** Reason the anchor has no figures, or null when it ran. */
+  /** Reason the memcpy anchor has no figures, or null when it ran. */
   failure: string | null;
+  /** Reason the kernel anchor (uffd.c) has no figures, or null when it ran or was not needed. */
+  kernelFailure?: string | null;
 }
 
-interface NativeOutput {
+interface MemcpyOutput {
   warmDstPages: number;
   warmPagesPerSample: number;
   regionPages: number;
@@ -38,7 +43,7 @@ interface NativeOutput {
   streamingNsPerPage: number[];
 }
 
-function firstLine(text: string): string {
+export function firstLine(text: string): string {
   return text.split("\n").map((line) => line.trim()).find((line) => line.length > 0) ?? "";
 }
 
@@ -52,88 +57,119 @@ function findCompiler(): { command: string; version: string } | null {
   return null;
 }
 
-function compile(command: string): string | null {
-  if (!existsSync(SOURCE)) return `source ${SOURCE} not found`;
+/** A built native program, or the reason there is none. */
+export interface NativeProgram {
+  /** Path of the built program; null when building failed. */
+  binary: string | null;
+  /** Reason the program was not built, or null. */
+  failure: string | null;
+}
+
+/** Compiles bench/native/`name`.c into build/native/`name`; returns the reason on failure. */
+function compile(command: string, name: string, flags: readonly string[]): NativeProgram {
+  const source = join(SOURCE_DIR, `${name}.c`);
+  const binary = join(OUTPUT_DIR, name);
+  if (!existsSync(source)) return { binary: null, failure: `source ${source} not found` };
   try {
     mkdirSync(OUTPUT_DIR, { recursive: true });
     // A stale binary must not run when this build fails.
-    rmSync(BINARY, { force: true });
+    rmSync(binary, { force: true });
   } catch (error) {
-    return `cannot create ${OUTPUT_DIR}: ${(error as Error).message}`;
+    return { binary: null, failure: `cannot create ${OUTPUT_DIR}: ${(error as Error).message}` };
   }
-  const result = spawnSync(command, ["-O2", "-std=c11", "-o", BINARY, SOURCE], { encoding: "utf8", timeout: COMPILE_TIMEOUT_MS });
-  if (result.error !== undefined) return `${command} failed to start: ${result.error.message}`;
-  if (result.status !== 0) return `${command} exited with status ${result.status}: ${firstLine(result.stderr)}`;
-  if (!existsSync(BINARY)) return `${command} exited with status 0 but wrote no ${BINARY}`;
-  return null;
+  const result = spawnSync(command, ["-O2", ...flags, "-o", binary, source], { encoding: "utf8", timeout: COMPILE_TIMEOUT_MS });
+  if (result.error !== undefined) return { binary: null, failure: `${command} failed to start: ${result.error.message}` };
+  if (result.status !== 0) return { binary: null, failure: `${command} exited with status ${result.status} on ${name}.c: ${firstLine(result.stderr)}` };
+  if (!existsSync(binary)) return { binary: null, failure: `${command} exited with status 0 but wrote no ${binary}` };
+  return { binary, failure: null };
 }
 
-function run(config: BenchConfig): NativeOutput | string {
-  const regionMiB = (config.streamingPages * PAGE_SIZE) / (1 << 20);
-  const args = [regionMiB, config.warmPagesPerSample, config.nativeWarmSamples, config.nativeStreamingSamples].map(String);
-  const result = spawnSync(BINARY, args, { encoding: "utf8", timeout: RUN_TIMEOUT_MS, maxBuffer: 16 << 20 });
-  if (result.error !== undefined) return `${BINARY} failed to run: ${result.error.message}`;
-  if (result.status !== 0) return `${BINARY} exited with status ${result.status}: ${firstLine(result.stderr)}`;
+/** The built anchors: memcpy always, the kernel anchor when a suite needs it. */
+export interface NativeAnchors {
+  info: NativeInfo;
+  memcpy: NativeProgram;
+  kernel: NativeProgram;
+}
+
+/** Finds a C compiler and builds the anchors the selected suites need into build/native/. */
+export function buildNativeAnchors(needed: { memcpy: boolean; kernel: boolean }): NativeAnchors {
+  const notNeeded: NativeProgram = { binary: null, failure: "not needed by the selected suites" };
+  if (!needed.memcpy && !needed.kernel) {
+    return { info: { compiler: null, compilerVersion: null, failure: notNeeded.failure, kernelFailure: null }, memcpy: notNeeded, kernel: notNeeded };
+  }
+  const compiler = findCompiler();
+  if (compiler === null) {
+    const tried = process.env.CC ? `$CC (${process.env.CC})` : "cc, gcc or clang";
+    const failure = `no C compiler found (tried ${tried})`;
+    return {
+      info: { compiler: null, compilerVersion: null, failure, kernelFailure: needed.kernel ? failure : null },
+      memcpy: needed.memcpy ? { binary: null, failure } : notNeeded,
+      kernel: needed.kernel ? { binary: null, failure } : notNeeded,
+    };
+  }
+  const memcpy = needed.memcpy ? compile(compiler.command, "memcpy", ["-std=c11"]) : notNeeded;
+  const kernel = needed.kernel ? compile(compiler.command, "uffd", ["-std=gnu11", "-pthread"]) : notNeeded;
+  return {
+    info: {
+      compiler: compiler.command,
+      compilerVersion: compiler.version,
+      failure: memcpy.failure,
+      kernelFailure: needed.kernel ? kernel.failure : null,
+    },
+    memcpy,
+    kernel,
+  };
+}
+
+/** Runs a built program and parses its JSON output; returns the reason on failure. */
+export function runNativeProgram<T>(binary: string, args: readonly string[]): T | string {
+  const result = spawnSync(binary, args, { encoding: "utf8", timeout: RUN_TIMEOUT_MS, maxBuffer: 16 << 20 });
+  if (result.error !== undefined) return `${binary} failed to run: ${result.error.message}`;
+  if (result.status !== 0) return `${binary} exited with status ${result.status}: ${firstLine(result.stderr)}`;
   try {
-    return JSON.parse(result.stdout) as NativeOutput;
+    return JSON.parse(result.stdout) as T;
   } catch (error) {
-    return `${BINARY} printed invalid JSON: ${(error as Error).message}`;
+    return `${binary} printed invalid JSON: ${(error as Error).message}`;
   }
 }
 
 /** Turns per-page times into per-sample times in milliseconds. */
-function sampleMs(nsPerPage: readonly number[], pagesPerSample: number): number[] {
-  return nsPerPage.map((ns) => (ns * pagesPerSample) / 1e6);
+export function sampleMs(nsPerItem: readonly number[], itemsPerSample: number): number[] {
+  return nsPerItem.map((ns) => (ns * itemsPerSample) / 1e6);
 }
 
-/** A built anchor, or the reason there is none. */
-export interface NativeAnchor {
-  info: NativeInfo;
-  /** Path of the built program; null when building failed. */
-  binary: string | null;
-}
+/** One run of the memcpy anchor: its samples, or the reason it failed. */
+export type MemcpyRun = MemcpyOutput | string;
 
-/** Finds a C compiler and builds the anchor into build/native/. */
-export function buildNativeAnchor(): NativeAnchor {
-  const compiler = findCompiler();
-  if (compiler === null) {
-    const tried = process.env.CC ? `$CC (${process.env.CC})` : "cc, gcc or clang";
-    return { info: { compiler: null, compilerVersion: null, failure: `no C compiler found (tried ${tried})` }, binary: null };
-  }
-  const info: NativeInfo = { compiler: compiler.command, compilerVersion: compiler.version, failure: null };
-  const compileError = compile(compiler.command);
-  if (compileError !== null) return { info: { ...info, failure: compileError }, binary: null };
-  return { info, binary: BINARY };
-}
-
-/** One run of the built anchor: its samples, or the reason it failed. */
-export type NativeRun = NativeOutput | string;
-
-/** Runs the anchor once; a failure is recorded in `anchor.info` too. */
-export function runNativeAnchor(anchor: NativeAnchor, config: BenchConfig): NativeRun {
-  if (anchor.binary === null) return anchor.info.failure ?? "not built";
-  const output = run(config);
-  if (typeof output === "string" && anchor.info.failure === null) anchor.info.failure = output;
+/** Runs the memcpy anchor once; a failure is recorded in `anchors.info` too. */
+export function runMemcpyAnchor(anchors: NativeAnchors, config: BenchConfig): MemcpyRun {
+  if (anchors.memcpy.binary === null) return anchors.memcpy.failure ?? "not built";
+  const regionMiB = (config.streamingPages * PAGE_SIZE) / (1 << 20);
+  const args = [regionMiB, config.warmPagesPerSample, config.nativeWarmSamples, config.nativeStreamingSamples].map(String);
+  const output = runNativeProgram<MemcpyOutput>(anchors.memcpy.binary, args);
+  if (typeof output === "string" && anchors.info.failure === null) anchors.info.failure = output;
   return output;
 }
 
 /**
- * Returns the two figures of the anchor, warm and streaming, in GB/s, from
- * the merged samples of all its runs. On any failure both carry the reason.
+ * Returns the two figures of the memcpy anchor, warm and streaming, in
+ * GB/s, from the merged samples of all its runs. On any failure both carry
+ * the reason.
  */
-export function nativeFigures(anchor: NativeAnchor, runs: readonly NativeRun[]): Figure[] {
-  const warmBase = { id: NATIVE_WARM_ID, name: "memcpy warm", group: NATIVE_GROUP };
-  const streamingBase = { id: NATIVE_STREAMING_ID, name: "memcpy streaming", group: NATIVE_GROUP };
-  const failure = anchor.info.failure ?? runs.find((output): output is string => typeof output === "string") ?? (runs.length === 0 ? "not run" : null);
-  const outputs = runs.filter((output): output is NativeOutput => typeof output !== "string");
+export function memcpyFigures(anchors: NativeAnchors, runs: readonly MemcpyRun[]): Figure[] {
+  const common = { group: NATIVE_GROUP, suite: "native", unit: "GB/s", better: "higher" as const };
+  const warmBase = { ...common, id: NATIVE_WARM_ID, name: "memcpy warm" };
+  const streamingBase = { ...common, id: NATIVE_STREAMING_ID, name: "memcpy streaming" };
+  const failure = anchors.info.failure ?? runs.find((output): output is string => typeof output === "string") ?? (runs.length === 0 ? "not run" : null);
+  const outputs = runs.filter((output): output is MemcpyOutput => typeof output !== "string");
   const first = outputs[0];
   if (failure !== null || first === undefined) {
     const reason = failure ?? "not run";
-    return [missingFigure({ ...warmBase, unit: "GB/s" }, reason), missingFigure({ ...streamingBase, unit: "GB/s" }, reason)];
+    return [missingFigure(warmBase, reason), missingFigure(streamingBase, reason)];
   }
   const warmMs = outputs.flatMap((output) => sampleMs(output.warmNsPerPage, output.warmPagesPerSample));
   const streamingMs = outputs.flatMap((output) => sampleMs(output.streamingNsPerPage, output.regionPages));
-  const note = outputs.length > 1 ? `samples of ${outputs.length} processes, run before, amid and after the copy kernels` : undefined;
+  const note = outputs.length > 1 ? `samples of ${outputs.length} processes, run before, amid and after the suites that compare with them` : undefined;
   const warm = throughputFigure(
     { ...warmBase, counts: { pagesPerSample: first.warmPagesPerSample, dstPages: first.warmDstPages, srcPages: 1 }, ...(note ? { note } : {}) },
     summarizeSamples(warmMs),

@@ -12,30 +12,42 @@ export interface LatencySummary {
   samples: number;
 }
 
+/** Whether a larger or a smaller value of a figure is better. */
+export type Direction = "higher" | "lower";
+
 /** A ratio of this figure to another one, oriented so that larger is better. */
 export interface Ratio {
   value: number;
   /** Description of the reference, printed after the ratio: "native memcpy warm". */
   against: string;
+  /** The id of the reference figure. */
+  referenceId: string;
 }
 
 export interface Figure {
-  /** Stable identifier used in the JSON output, e.g. "uffdio_copy.64_pages.gbps". */
+  /** Stable identifier used in the JSON output and as the benchmark name of the CI formats, e.g. "uffdio.copy.per_call_64". */
   id: string;
   /** Human-readable name for the table. */
   name: string;
   /** Table section. */
   group: string;
+  /** The --suite name that measured the figure; "native" for the native anchors. */
+  suite: string;
   /** The measured value, or null when the figure could not be measured. */
   value: number | null;
   unit: string;
-  /** Relative margin of error of the mean sample time, in percent. */
+  better: Direction;
+  /** Relative margin of error of the mean sample time (95 % confidence), in percent; null when unknown. */
   spread: number | null;
   samples: number;
   latency?: LatencySummary;
-  /** Deterministic counts of the work one sample does (pages copied, ioctls, ...). */
+  /**
+   * Deterministic counts of the work one sample does (pagesCopied,
+   * ptesVisited, ioctls, eagainRetries, ...): the same on every run of the
+   * same code and configuration, so a regression check compares them exactly.
+   */
   counts?: Record<string, number>;
-  ratio?: Ratio;
+  ratios?: Ratio[];
   /** Reason the value is missing, or a caveat about how it was measured. */
   note?: string;
 }
@@ -90,7 +102,7 @@ export function gbPerSecond(bytes: number, ms: number): number {
 
 /** Builds a throughput figure from the median sample time. */
 export function throughputFigure(
-  base: Pick<Figure, "id" | "name" | "group" | "counts" | "note">,
+  base: Pick<Figure, "id" | "name" | "group" | "suite" | "counts" | "note">,
   latency: LatencySummary,
   bytesPerSample: number,
 ): Figure {
@@ -98,6 +110,25 @@ export function throughputFigure(
     ...base,
     value: gbPerSecond(bytesPerSample, latency.p50Ms),
     unit: "GB/s",
+    better: "higher",
+    spread: latency.rme,
+    samples: latency.samples,
+    latency,
+  };
+}
+
+/** Builds a figure from the median sample time as `items` per second, e.g. pages/s. */
+export function rateFigure(
+  base: Pick<Figure, "id" | "name" | "group" | "suite" | "counts" | "note">,
+  latency: LatencySummary,
+  itemsPerSample: number,
+  unit: string,
+): Figure {
+  return {
+    ...base,
+    value: itemsPerSample / (latency.p50Ms / 1000),
+    unit,
+    better: "higher",
     spread: latency.rme,
     samples: latency.samples,
     latency,
@@ -105,8 +136,44 @@ export function throughputFigure(
 }
 
 /** Builds a figure that could not be measured, with a one-line `reason`. */
-export function missingFigure(base: Pick<Figure, "id" | "name" | "group" | "unit">, reason: string): Figure {
+export function missingFigure(base: Pick<Figure, "id" | "name" | "group" | "suite" | "unit" | "better">, reason: string): Figure {
   return { ...base, value: null, spread: null, samples: 0, note: reason };
+}
+
+/**
+ * Units whose figures can be compared with each other: `family` names what
+ * is counted and `perSecond` turns a value into that many per second.
+ */
+const RATE_UNITS: Record<string, { family: string; perSecond: (value: number) => number }> = {
+  "GB/s": { family: "page", perSecond: (value) => (value * GB) / 4096 },
+  "pages/s": { family: "page", perSecond: (value) => value },
+  "ns/page": { family: "page", perSecond: (value) => 1e9 / value },
+  "µs/page": { family: "page", perSecond: (value) => 1e6 / value },
+  "ns/PTE": { family: "pte", perSecond: (value) => 1e9 / value },
+  "PTEs/s": { family: "pte", perSecond: (value) => value },
+  "µs/fault": { family: "fault", perSecond: (value) => 1e6 / value },
+  "faults/s": { family: "fault", perSecond: (value) => value },
+};
+
+/**
+ * Returns how many times faster `figure` is than `reference` (above 1 when
+ * it is faster), converting between units of one family such as GB/s and
+ * ns/page; null when a value is missing or the units cannot be compared.
+ */
+export function speedRatio(figure: Figure | undefined, reference: Figure | undefined): number | null {
+  if (figure?.value == null || reference?.value == null || figure.value <= 0 || reference.value <= 0) return null;
+  if (figure.unit === reference.unit) {
+    return figure.better === "higher" ? figure.value / reference.value : reference.value / figure.value;
+  }
+  const a = RATE_UNITS[figure.unit];
+  const b = RATE_UNITS[reference.unit];
+  if (a === undefined || b === undefined || a.family !== b.family) return null;
+  return a.perSecond(figure.value) / b.perSecond(reference.value);
+}
+
+/** Infers the direction of a figure saved without one (schema 1), from its unit. */
+export function directionOfUnit(unit: string): Direction {
+  return /\/s$/.test(unit) ? "higher" : "lower";
 }
 
 /** Nanoseconds per 4 KiB page for a throughput figure in GB/s, or null. */

@@ -1,7 +1,7 @@
 // Page copy kernels on their own, in GB/s: the wasm memory.copy and SIMD
 // kernels (through the core's copy_pages_bench export, one host call per
-// sample) and a JS baseline, Uint8Array.prototype.set on a kept view of the
-// same wasm memory. Each runs warm (a few destination pages reused, in
+// sample) and two JS baselines on kept views of the same wasm memory,
+// Uint8Array.prototype.set and Node's Buffer.prototype.copy. Each runs warm (a few destination pages reused, in
 // cache) and streaming (a large destination filled 4 KiB at a time), both
 // fed from one hot source page.
 
@@ -13,6 +13,7 @@ import { measureTasks, summaryOf } from "../measure.js";
 import { throughputFigure, type Figure } from "../stats.js";
 import { allocateFrames } from "./setup.js";
 
+export const COPY_SUITE = "copy-kernels";
 export const COPY_GROUP = "copy kernels (4 KiB pages)";
 /** Destination pages the warm figures cycle through; the native anchor uses the same. */
 export const WARM_DST_PAGES = 4;
@@ -20,12 +21,15 @@ export const WARM_DST_PAGES = 4;
 export const copyFigureId = (variant: CopyVariant, shape: "warm" | "streaming") => `copy.${variant}.${shape}`;
 export const FIRST_TOUCH_ID = "copy.first_touch";
 
-export type CopyVariant = "wasm_memory_copy" | "wasm_simd" | "js_set";
+export type CopyVariant = "wasm_memory_copy" | "wasm_simd" | "js_set" | "js_buffer_copy";
 
-const VARIANT_NAMES: Record<CopyVariant, string> = {
+export const COPY_VARIANTS: readonly CopyVariant[] = ["wasm_memory_copy", "wasm_simd", "js_set", "js_buffer_copy"];
+
+export const VARIANT_NAMES: Record<CopyVariant, string> = {
   wasm_memory_copy: "wasm memory.copy",
   wasm_simd: "wasm SIMD v128",
   js_set: "JS Uint8Array.set",
+  js_buffer_copy: "Node Buffer.copy",
 };
 
 /** The wasm kernel id of each wasm variant. */
@@ -73,7 +77,7 @@ export async function runCopyKernels(context: SuiteContext, betweenHalves?: () =
   core.bytes(warmDst, WARM_DST_PAGES * PAGE_SIZE).fill(1);
   // The first pass over the streaming destination touches every page for
   // the first time. It is timed on its own and kept out of the samples.
-  progress(`copy kernels: first touch of ${formatBytes(streamingPages * PAGE_SIZE)}`);
+  progress.task(`first touch of ${formatBytes(streamingPages * PAGE_SIZE)}`);
   const touchStart = performance.now();
   copyWasm(COPY_KERNEL_MEMORY_COPY, streamingDst, streamingPages, streamingPages);
   const firstTouchMs = performance.now() - touchStart;
@@ -88,22 +92,36 @@ export async function runCopyKernels(context: SuiteContext, betweenHalves?: () =
       if (++page === dstPages) page = 0;
     }
   };
+  const srcBuffer = Buffer.from(srcView.buffer, srcView.byteOffset, PAGE_SIZE);
+  const warmBuffer = Buffer.from(warmView.buffer, warmView.byteOffset, warmView.byteLength);
+  const streamingBuffer = Buffer.from(streamingView.buffer, streamingView.byteOffset, streamingView.byteLength);
+  const copyBuffer = (dst: Buffer, dstPages: number, count: number) => {
+    let page = 0;
+    for (let i = 0; i < count; i++) {
+      srcBuffer.copy(dst, page * PAGE_SIZE);
+      if (++page === dstPages) page = 0;
+    }
+  };
 
-  const variants: CopyVariant[] = ["wasm_memory_copy", "wasm_simd", "js_set"];
+  const shapes = {
+    js_set: { warm: () => copyJs(warmView, WARM_DST_PAGES, warmPages), streaming: () => copyJs(streamingView, streamingPages, streamingPages) },
+    js_buffer_copy: {
+      warm: () => copyBuffer(warmBuffer, WARM_DST_PAGES, warmPages),
+      streaming: () => copyBuffer(streamingBuffer, streamingPages, streamingPages),
+    },
+  };
+  const variants = COPY_VARIANTS;
   const tasks = variants.flatMap((variant) => {
     const kernelId = KERNEL_IDS[variant];
-    const warm = kernelId === undefined
-      ? () => copyJs(warmView, WARM_DST_PAGES, warmPages)
-      : () => copyWasm(kernelId, warmDst, WARM_DST_PAGES, warmPages);
-    const streaming = kernelId === undefined
-      ? () => copyJs(streamingView, streamingPages, streamingPages)
-      : () => copyWasm(kernelId, streamingDst, streamingPages, streamingPages);
+    const js = variant === "js_set" || variant === "js_buffer_copy" ? shapes[variant] : null;
+    const warm = js !== null ? js.warm : () => copyWasm(kernelId!, warmDst, WARM_DST_PAGES, warmPages);
+    const streaming = js !== null ? js.streaming : () => copyWasm(kernelId!, streamingDst, streamingPages, streamingPages);
     return [
       { name: copyFigureId(variant, "warm"), fn: warm, async: false },
       { name: copyFigureId(variant, "streaming"), fn: streaming, async: false },
     ];
   });
-  progress(`copy kernels: ${tasks.length} tasks`);
+  progress.task(`timing ${tasks.length} tasks`);
   const summaries = await measureTasks(config.timing, tasks, betweenHalves ? { betweenHalves } : {});
 
   const figures: Figure[] = [];
@@ -113,7 +131,7 @@ export async function runCopyKernels(context: SuiteContext, betweenHalves?: () =
       const pages = shape === "warm" ? warmPages : streamingPages;
       const dstPages = shape === "warm" ? WARM_DST_PAGES : streamingPages;
       figures.push(throughputFigure(
-        { id, name: `${VARIANT_NAMES[variant]} ${shape}`, group: COPY_GROUP, counts: { pagesPerSample: pages, dstPages, srcPages: 1 } },
+        { id, name: `${VARIANT_NAMES[variant]} ${shape}`, group: COPY_GROUP, suite: COPY_SUITE, counts: { pagesPerSample: pages, dstPages, srcPages: 1 } },
         summaryOf(summaries, id),
         pages * PAGE_SIZE,
       ));
@@ -123,8 +141,10 @@ export async function runCopyKernels(context: SuiteContext, betweenHalves?: () =
     id: FIRST_TOUCH_ID,
     name: "first touch of a page (memory.copy)",
     group: COPY_GROUP,
+    suite: COPY_SUITE,
     value: (firstTouchMs * 1000) / streamingPages,
     unit: "µs/page",
+    better: "lower",
     spread: null,
     samples: 1,
     counts: { pages: streamingPages },

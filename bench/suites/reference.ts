@@ -58,7 +58,7 @@ export class StreamingReference {
   }
 
   /** Returns the figures of the reference tasks measured under `prefix`. */
-  figures(prefix: string, group: string, kinds: readonly ReferenceKind[], summaries: Map<string, LatencySummary>): Figure[] {
+  figures(prefix: string, group: string, suite: string, kinds: readonly ReferenceKind[], summaries: Map<string, LatencySummary>): Figure[] {
     return kinds.map((kind) => {
       const id = referenceId(prefix, kind);
       const summary = summaries.get(id);
@@ -70,6 +70,7 @@ export class StreamingReference {
           id,
           name: `reference: copy kernel streaming, ${source}`,
           group,
+          suite,
           counts: { pagesPerSample: this.pages, dstPages: this.pages, srcPages },
           note: "timed interleaved with this section's tasks; ratios above use it",
         },

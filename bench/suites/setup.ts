@@ -3,7 +3,7 @@
 // region, plus the bookkeeping of kernel.stats deltas.
 
 import {
-  Kernel, UFFD_API, UFFDIO_REGISTER_MODE_MISSING, type KernelStats, type Process, type Userfaultfd,
+  Kernel, MAP_FIXED, MAP_SHARED, UFFD_API, UFFDIO_REGISTER_MODE_MISSING, type KernelStats, type Process, type Userfaultfd,
 } from "../../src/index.js";
 import { PAGE_SIZE, formatBytes } from "../config.js";
 
@@ -21,6 +21,8 @@ export function allocateFrames(kernel: Kernel, pages: number, purpose: string): 
 
 /** Pages of the staging region that UFFDIO_COPY reads from. */
 export const STAGING_PAGES = 64;
+/** Pages of the hot source window: the most pages one UFFDIO_COPY of a benchmark reads. */
+export const HOT_SOURCE_PAGES = 512;
 
 export interface RegisteredRegion {
   kernel: Kernel;
@@ -31,6 +33,27 @@ export interface RegisteredRegion {
   regionPages: number;
   /** Start of the staging region, written once so its pages are present and hot. */
   staging: number;
+}
+
+/**
+ * Maps one page of a memfd at HOT_SOURCE_PAGES consecutive addresses of
+ * `process` and returns the start. A copy of many pages from there reads one
+ * physical page, which stays in cache as the single source page of the
+ * memcpy anchor does; bench/native/uffd.c builds the same source.
+ */
+export async function mapHotSource(process: Process): Promise<number> {
+  const file = process.kernel.memfdCreate("bench-hot-source", PAGE_SIZE);
+  const window = checkAddress(process.mmap(HOT_SOURCE_PAGES * PAGE_SIZE), "mmap(hot source window)");
+  for (let page = 0; page < HOT_SOURCE_PAGES; page++) {
+    const address = window + page * PAGE_SIZE;
+    checkAddress(process.mmap(PAGE_SIZE, { file, flags: MAP_SHARED | MAP_FIXED, address }), "mmap(hot source alias)");
+  }
+  const pattern = new Uint8Array(PAGE_SIZE);
+  for (let i = 0; i < pattern.length; i++) pattern[i] = (i * 7 + 3) & 0xff;
+  await process.write(window, pattern);
+  // Reading every alias maps it, so no copy of a timed pass faults its source in.
+  for (let page = 0; page < HOT_SOURCE_PAGES; page++) await process.read(window + page * PAGE_SIZE, 1);
+  return window;
 }
 
 /** Throws unless a system call returned an address (>= 0). */
@@ -97,7 +120,7 @@ export class FrameOrderCounter {
 }
 
 /** The kernel.stats fields reported as counts. */
-const STAT_KEYS = ["ioctls", "pagesCopied", "eagain", "ptesCopied", "forks"] as const satisfies readonly (keyof KernelStats)[];
+const STAT_KEYS = ["ioctls", "pagesCopied", "pagesZeroed", "eagain", "faults", "ptesCopied", "forks"] as const satisfies readonly (keyof KernelStats)[];
 
 export type StatCounts = Record<(typeof STAT_KEYS)[number], number>;
 
