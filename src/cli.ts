@@ -3,8 +3,9 @@
 // declares its options; the parser below is shared, so new commands (race,
 // replay, compare) only add an entry to COMMANDS. Usage errors exit with 2.
 
-import { readFileSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { CommandUsageError, raceCommand, replayCommand, type CommandIo } from "./explore/commands.js";
+import { BENCH_COMMANDS } from "../bench/commands.js";
 
 const PROGRAM = "uffd-wasm";
 const EXIT_USAGE = 2;
@@ -15,15 +16,30 @@ interface OptionSpec {
   /** Placeholder of the value, for an option that takes one. */
   value?: string;
   description: string;
+  /** The option may be given several times; the values are joined with commas. */
+  repeatable?: boolean;
 }
 
-/** Parsed options: a string for options with a value, true for flags. */
+/** An argument that is not an option, such as a scenario name or a file. */
+interface PositionalSpec {
+  /** Placeholder in the usage line, upper case, such as "TRACE"; the parsed value is stored under it. */
+  name: string;
+  /** Shown without brackets in the usage line; the command itself rejects a missing value, so --help still works. */
+  required: boolean;
+}
+
+/** Parsed options: a string for options with a value, true for flags, and the positional argument under its name. */
 type ParsedOptions = Map<string, string | true>;
 
 interface Command {
   name: string;
   summary: string;
+  positional?: PositionalSpec;
+  /** Several positional arguments, in order (compare BASELINE CURRENT); used instead of `positional`. */
+  positionals?: PositionalSpec[];
   options: OptionSpec[];
+  /** Lines printed after the options in the command's help, such as its exit statuses. */
+  notes?: string[];
   /** Runs the command and returns the exit code. */
   run(options: ParsedOptions): Promise<number>;
 }
@@ -41,36 +57,95 @@ class UsageError extends Error {
 
 const HELP_OPTION: OptionSpec = { name: "help", description: "Print this help" };
 
-const bench: Command = {
-  name: "bench",
-  summary: "Time the copy kernels, UFFDIO_COPY, fork's copy_page_range and copying under fork events",
+/** Returns the value of option `name`, or undefined when it was not given. */
+function stringOption(options: ParsedOptions, name: string): string | undefined {
+  const value = options.get(name);
+  return typeof value === "string" ? value : undefined;
+}
+
+/** Returns the I/O of the race and replay commands: this process's streams and the file system. */
+function commandIo(): CommandIo {
+  return {
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    progress: process.stderr.isTTY === true,
+    isDirectory(path) {
+      try {
+        return statSync(path).isDirectory();
+      } catch {
+        return false;
+      }
+    },
+    readFile: (path) => readFileSync(path, "utf8"),
+    writeFile: (path, text) => writeFileSync(path, text),
+    packageVersion: packageVersion(),
+  };
+}
+
+/** Runs a race or replay command, turning its usage errors into this parser's. */
+async function runExploreCommand(command: Command, run: () => Promise<number>): Promise<number> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof CommandUsageError) throw new UsageError(error.message, command);
+    throw error;
+  }
+}
+
+const race: Command = {
+  name: "race",
+  summary: "Explore the schedules of a lazy-restore monitor racing fork, mremap, madvise and munmap, with the mmap_changing gate on and off",
+  positional: { name: "SCENARIO", required: false },
   options: [
-    { name: "quick", description: "Use 64 MiB regions instead of 256 MiB and shorter time budgets (same figures)" },
-    { name: "json", value: "FILE", description: "Also write every figure, the targets and the run metadata to FILE as JSON" },
+    { name: "gate", value: "on|off", description: "Explore only with the mmap_changing gate on or off (default: both)" },
+    { name: "random", value: "N", description: "Draw N seeded random schedules per scenario and gate instead of exploring all" },
+    { name: "seed", value: "S", description: "First seed of --random; schedule i uses seed S + i (default 1)" },
+    { name: "preemption-bound", value: "K", description: "Explore every schedule with at most K preemptions (default 2)" },
+    { name: "trace-dir", value: "DIR", description: "Write the trace of each shortest violating schedule to DIR as JSON" },
     HELP_OPTION,
   ],
-  async run(options) {
-    const json = options.get("json");
-    const jsonPath = typeof json === "string" ? resolve(json) : null;
-    if (jsonPath !== null) checkWritableDirectory(jsonPath, this);
-    const { runBench } = await import("../bench/runner.js");
-    return runBench({ quick: options.has("quick"), jsonPath });
+  notes: [
+    "SCENARIO is fork, mremap, remove, unmap or all (the default).",
+    "Prints per scenario and gate how many schedules ran and how many broke the",
+    "transparency oracle, then the shortest violating schedule of each as two",
+    "columns (process | monitor).",
+    "",
+    "Exit status: 0 when the exploration ran, whether or not it found violations;",
+    "2 for a usage error.",
+  ],
+  run(options) {
+    return runExploreCommand(this, () => {
+      const args = {
+        scenario: stringOption(options, "SCENARIO"),
+        gate: stringOption(options, "gate"),
+        random: stringOption(options, "random"),
+        seed: stringOption(options, "seed"),
+        preemptionBound: stringOption(options, "preemption-bound"),
+        traceDir: stringOption(options, "trace-dir"),
+      };
+      const defined = Object.fromEntries(Object.entries(args).filter(([, value]) => value !== undefined));
+      return raceCommand(defined, commandIo());
+    });
   },
 };
 
-const COMMANDS: Command[] = [bench];
+const replay: Command = {
+  name: "replay",
+  summary: "Re-run the schedule of a trace written by race --trace-dir, step by step, and check its outcome",
+  positional: { name: "TRACE", required: true },
+  options: [HELP_OPTION],
+  notes: [
+    "Exit status: 0 when the run reproduces the trace's outcome; 1 when it does not",
+    "(the model or the wasm binary changed); 2 for a usage error, including a",
+    "trace file that is missing or invalid.",
+  ],
+  run(options) {
+    const trace = stringOption(options, "TRACE");
+    return runExploreCommand(this, () => replayCommand(trace === undefined ? {} : { trace }, commandIo()));
+  },
+};
 
-/** Fails early, before a long run, when the directory of `path` does not exist. */
-function checkWritableDirectory(path: string, command: Command): void {
-  const directory = dirname(path);
-  let isDirectory = false;
-  try {
-    isDirectory = statSync(directory).isDirectory();
-  } catch {
-    isDirectory = false;
-  }
-  if (!isDirectory) throw new UsageError(`invalid --json FILE ${path}: directory ${directory} does not exist`, command);
-}
+const COMMANDS: Command[] = [...BENCH_COMMANDS, race, replay];
 
 function optionLabel(option: OptionSpec): string {
   const names = option.name === "help" ? "-h, --help" : `--${option.name}`;
@@ -96,18 +171,20 @@ function programUsage(): string {
 }
 
 function commandUsage(command: Command): string {
-  const synopsis = command.options
-    .filter((option) => option !== HELP_OPTION)
-    .map((option) => `[--${option.name}${option.value ? ` ${option.value}` : ""}]`)
-    .join(" ");
+  const options = command.options
+    .filter((option) => option.name !== "help")
+    .map((option) => `[--${option.name}${option.value ? ` ${option.value}` : ""}]`);
+  const positionals = command.positionals ?? (command.positional === undefined ? [] : [command.positional]);
+  const synopsis = [...positionals.map((positional) => (positional.required ? positional.name : `[${positional.name}]`)), ...options];
   const width = Math.max(...command.options.map((option) => optionLabel(option).length));
   const lines = [
-    `Usage: ${PROGRAM} ${command.name} ${synopsis}`.trimEnd(),
+    `Usage: ${PROGRAM} ${command.name} ${synopsis.join(" ")}`.trimEnd(),
     "",
     command.summary + ".",
     "",
     "Options:",
     ...command.options.map((option) => `  ${optionLabel(option).padEnd(width)}  ${option.description}`),
+    ...(command.notes === undefined ? [] : ["", ...command.notes]),
   ];
   return lines.join("\n") + "\n";
 }
@@ -122,6 +199,12 @@ function parseOptions(command: Command, args: readonly string[]): ParsedOptions 
       continue;
     }
     if (!arg.startsWith("--")) {
+      const positionals = command.positionals ?? (command.positional === undefined ? [] : [command.positional]);
+      const positional = positionals.find((spec) => !parsed.has(spec.name));
+      if (!arg.startsWith("-") && positional !== undefined) {
+        parsed.set(positional.name, arg);
+        continue;
+      }
       const problem = arg.startsWith("-") ? "unknown option" : "unexpected argument";
       throw new UsageError(`${problem} "${arg}"`, command);
     }
@@ -129,7 +212,7 @@ function parseOptions(command: Command, args: readonly string[]): ParsedOptions 
     const name = arg.slice(2, equals < 0 ? undefined : equals);
     const spec = command.options.find((option) => option.name === name);
     if (spec === undefined) throw new UsageError(`unknown option "--${name}"`, command);
-    if (parsed.has(name)) throw new UsageError(`option --${name} given more than once`, command);
+    if (parsed.has(name) && spec.repeatable !== true) throw new UsageError(`option --${name} given more than once`, command);
     if (spec.value === undefined) {
       if (equals >= 0) throw new UsageError(`option --${name} takes no value, got "${arg}"`, command);
       parsed.set(name, true);
@@ -141,7 +224,8 @@ function parseOptions(command: Command, args: readonly string[]): ParsedOptions 
     if (value === undefined || value === "" || (equals < 0 && value.startsWith("--"))) {
       throw new UsageError(`option --${name} requires a ${spec.value} value`, command);
     }
-    parsed.set(name, value);
+    const previous = parsed.get(name);
+    parsed.set(name, typeof previous === "string" ? `${previous},${value}` : value);
   }
   return parsed;
 }

@@ -22,3 +22,12 @@ export {
   type ReadBytesResult,
 } from "./uffd/abi.js";
 export type { RemapMsg, RangeMsg } from "./uffd/messages.js";
+export { Scheduler, SimThread, type ChooseFn, type Decision, type RunResult } from "./sched/scheduler.js";
+export { fifo, random, replay, seededRandom, ReplayMismatch } from "./sched/strategies.js";
+export { exploreExhaustive, exploreRandom, type ExploreOptions, type ExploreSummary } from "./explore/explore.js";
+export { SCENARIO_NAMES, runScenario, type ScenarioName, type ScenarioOptions, type ScenarioRun } from "./explore/scenarios.js";
+export { exploreScenario, type RaceOptions, type RaceReport, type Counterexample } from "./explore/race.js";
+export { buildTrace, parseTrace, replayTrace, traceToJson, formatInterleaving, type Trace } from "./explore/trace.js";
+export { LazyRestoreMonitor, spawnLazyRestore, type LazyRestoreOptions } from "./monitor/lazy-restore.js";
+export { Oracle } from "./monitor/oracle.js";
+export { COPY_KERNEL_MEMORY_COPY, COPY_KERNEL_SIMD } from "./wasm/core.js";

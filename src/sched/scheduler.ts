@@ -10,6 +10,16 @@
 // became ready, so the run depends on nothing but the choices: the same
 // choices replay the same run. When no thread is ready and some are still
 // blocked, the run stops with a deadlock naming what each thread waits for.
+//
+// A thread may also sleep until a condition on the model holds
+// (`thread.waitUntil`): the scheduler re-checks every such condition each
+// time it picks a thread, so no wake call is needed. It stands for a retry
+// loop whose attempts in between would fail the same way and change nothing.
+//
+// Each time a thread gets the processor the scheduler records a step: the
+// label of the yield point it passed, or the label it blocked in followed by
+// "(continued)". Threads add notes to their current step (what a call
+// returned), and traces print the steps in run order.
 
 /**
  * Picks which ready thread runs next: an index into `ready` (ordered by
@@ -29,13 +39,25 @@ export interface Decision {
   readonly preemption: boolean;
 }
 
+/** One turn of a thread on the processor, in run order. */
+export interface Step {
+  readonly thread: number;
+  readonly threadName: string;
+  /** The yield point's label, "<label> (continued)" after a sleep, or "start". */
+  readonly label: string;
+  /** Notes on the turn, such as a call's result, added by the thread and by the scheduler when it sleeps. */
+  readonly notes: string[];
+}
+
 export interface RunResult {
   readonly status: "done" | "deadlock" | "failed";
   readonly decisions: readonly Decision[];
   /** For a deadlock: what each unfinished thread waits for. */
   readonly blocked: readonly { readonly thread: string; readonly waitsFor: string }[];
-  /** For a failed run: the first error a thread threw. */
+  /** For a failed run: the first error a thread or the strategy threw. */
   readonly error?: unknown;
+  /** For a failed run: the thread that threw, absent when the strategy threw. */
+  readonly failedThread?: string;
 }
 
 export class SimThread {
@@ -51,6 +73,12 @@ export class SimThread {
   /** Set when the scheduler gives this thread the processor before it asked. */
   granted = false;
   resume: (() => void) | null = null;
+  /** For a thread in waitUntil: the condition that makes it ready. */
+  condition: (() => boolean) | null = null;
+  /** Label of the step this thread takes when it next gets the processor. */
+  nextLabel = "start";
+  /** The step this thread is taking or took last, null before it first ran. */
+  step: Step | null = null;
 
   constructor(scheduler: Scheduler, id: number, name: string, body: (thread: SimThread) => Promise<void>) {
     this.scheduler = scheduler;
@@ -69,15 +97,35 @@ export class SimThread {
     await this.yield(label);
     return await operation();
   }
+
+  /**
+   * Sleeps until `predicate` returns true, checked each time the scheduler
+   * picks a thread; returns at once when it is true already. `label` names the call
+   * in traces (the step after the wake is "<label> (continued)"). Throws
+   * when this thread is not the running one, outside a run included,
+   * because nothing would re-check the predicate.
+   */
+  waitUntil(label: string, waitsFor: string, predicate: () => boolean): Promise<void> {
+    return this.scheduler.waitUntil(this, label, waitsFor, predicate);
+  }
+
+  /** Adds `text` to this thread's current step, for traces. */
+  note(text: string): void {
+    this.step?.notes.push(text);
+  }
 }
 
 export class Scheduler {
   readonly threads: SimThread[] = [];
   readonly decisions: Decision[] = [];
+  /** Every turn a thread took, in run order. */
+  readonly steps: Step[] = [];
   private current: SimThread | null = null;
   private readonly choose: ChooseFn;
   private finish: ((result: RunResult) => void) | null = null;
   private error: unknown = undefined;
+  /** The thread whose error ended the run; null when the strategy threw. */
+  private failedThread: string | null = null;
   private running = false;
 
   constructor(choose: ChooseFn) {
@@ -110,6 +158,7 @@ export class Scheduler {
   yieldPoint(thread: SimThread, label: string): Promise<void> {
     this.checkRunning(thread, "yield");
     thread.labels.push(label);
+    thread.nextLabel = label;
     thread.state = "ready";
     const turn = this.turn(thread);
     this.dispatch(thread);
@@ -140,9 +189,30 @@ export class Scheduler {
       thread.state = "running";
       return Promise.resolve(value);
     }
+    this.sleep(thread, waitsFor);
     const turn = this.turn(thread);
     this.dispatch(thread);
     return turn.then(() => value);
+  }
+
+  /** Blocks `thread`, the running one, until `predicate` returns true; see SimThread.waitUntil. */
+  waitUntil(thread: SimThread, label: string, waitsFor: string, predicate: () => boolean): Promise<void> {
+    this.checkRunning(thread, "waitUntil");
+    if (predicate()) return Promise.resolve();
+    thread.state = "blocked";
+    thread.waitsFor = waitsFor;
+    thread.condition = predicate;
+    thread.labels.push(label);
+    this.sleep(thread, waitsFor, `${label}: `);
+    const turn = this.turn(thread);
+    this.dispatch(thread);
+    return turn;
+  }
+
+  /** Records that the running `thread` goes to sleep waiting for `waitsFor`. */
+  private sleep(thread: SimThread, waitsFor: string, prefix = ""): void {
+    thread.step?.notes.push(`${prefix}sleeps until ${waitsFor}`);
+    thread.nextLabel = `${thread.labels[thread.labels.length - 1] ?? "start"} (continued)`;
   }
 
   private checkRunning(thread: SimThread, call: string): void {
@@ -164,6 +234,14 @@ export class Scheduler {
   private dispatch(previous: SimThread | null): void {
     this.current = null;
     if (this.error !== undefined) return this.end("failed");
+
+    for (const thread of this.threads) {
+      if (thread.condition !== null && thread.condition()) {
+        thread.condition = null;
+        thread.state = "ready";
+      }
+    }
+
     const ready = this.threads.filter((thread) => thread.state === "ready" || thread.state === "new");
     if (ready.length === 0) {
       const unfinished = this.threads.filter((thread) => thread.state !== "done");
@@ -185,8 +263,11 @@ export class Scheduler {
       const preemption = previousIndex >= 0 && chosen !== previousIndex;
       this.decisions.push({ ready: ready.map((thread) => thread.id), chosen, preemption });
     }
+
     const next = ready[chosen]!;
     this.current = next;
+    next.step = { thread: next.id, threadName: next.name, label: next.nextLabel, notes: [] };
+    this.steps.push(next.step);
     if (next.state === "new") {
       next.state = "running";
       this.start(next);
@@ -213,7 +294,10 @@ export class Scheduler {
       },
       (error: unknown) => {
         thread.state = "failed";
-        if (this.error === undefined) this.error = error;
+        if (this.error === undefined) {
+          this.error = error;
+          this.failedThread = thread.name;
+        }
         if (this.current === thread) this.dispatch(thread);
       },
     );
@@ -226,7 +310,9 @@ export class Scheduler {
     const blocked = this.threads
       .filter((thread) => thread.state === "blocked")
       .map((thread) => ({ thread: thread.name, waitsFor: thread.waitsFor }));
-    const result: RunResult = { status, decisions: this.decisions, blocked, ...(status === "failed" ? { error: this.error } : {}) };
+    let failure = {};
+    if (status === "failed") failure = this.failedThread === null ? { error: this.error } : { error: this.error, failedThread: this.failedThread };
+    const result: RunResult = { status, decisions: this.decisions, blocked, ...failure };
     finish(result);
   }
 }

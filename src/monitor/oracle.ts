@@ -1,0 +1,180 @@
+// The transparency oracle: what each target process's memory must read
+// when a lazy-restore monitor does its job, whatever the interleaving.
+//
+// A restored process must not be able to tell that its pages arrive late.
+// So each read it makes must return what an eagerly restored process would
+// read: the snapshot, with the process's own later writes applied, zeros
+// after its own MADV_DONTNEED or MADV_REMOVE, moved by its own mremap, gone
+// (SIGSEGV) after its own munmap, and at fork a copy of the parent's view.
+// The oracle keeps that reference page by page, per process id, and never
+// looks at the simulated kernel.
+
+import { PAGE_SIZE, SIGBUS, SIGSEGV } from "../constants.js";
+import { SignalError } from "../errors.js";
+import type { RunResult } from "../sched/scheduler.js";
+
+/** The result of a read: the bytes, or the signal that ended it. */
+export type ReadOutcome = Uint8Array | SignalError;
+
+export class Oracle {
+  /** Per process id: page address → the page's expected contents. A missing page is unmapped. */
+  private readonly memory = new Map<number, Map<number, Uint8Array>>();
+  /** Violations found so far, in the order the reads happened. */
+  readonly violations: string[] = [];
+
+  /** Starts tracking process `pid` with the snapshot `pages` (page address → contents). */
+  addProcess(pid: number, pages: ReadonlyMap<number, Uint8Array>): void {
+    const copy = new Map<number, Uint8Array>();
+    for (const [address, contents] of pages) {
+      checkPage(address, contents);
+      copy.set(address, contents.slice());
+    }
+    this.memory.set(pid, copy);
+  }
+
+  /** Applies a write of `data` at `address` by process `pid`. Throws RangeError for a write to unmapped memory. */
+  write(pid: number, address: number, data: Uint8Array): void {
+    const pages = this.pages(pid);
+    for (let done = 0; done < data.length; ) {
+      const at = address + done;
+      const page = pageStart(at);
+      const contents = pages.get(page);
+      if (contents === undefined) throw new RangeError(`oracle: process ${pid} writes unmapped memory at ${hex(at)}`);
+      const length = Math.min(data.length - done, page + PAGE_SIZE - at);
+      contents.set(data.subarray(done, done + length), at - page);
+      done += length;
+    }
+  }
+
+  /** Zeroes the mapped pages of [start, end) of process `pid`, as MADV_DONTNEED on private anonymous memory does. */
+  zero(pid: number, start: number, end: number): void {
+    const pages = this.pages(pid);
+    for (let page = start; page < end; page += PAGE_SIZE) {
+      if (pages.has(page)) pages.set(page, new Uint8Array(PAGE_SIZE));
+    }
+  }
+
+  /** Moves the pages of [from, from + length) of process `pid` to `to` (mremap of a whole range). */
+  move(pid: number, from: number, to: number, length: number): void {
+    const pages = this.pages(pid);
+    const moved: Array<[number, Uint8Array]> = [];
+    for (let offset = 0; offset < length; offset += PAGE_SIZE) {
+      const contents = pages.get(from + offset);
+      if (contents !== undefined) moved.push([to + offset, contents]);
+      pages.delete(from + offset);
+    }
+    this.unmap(pid, to, to + length);
+    for (const [address, contents] of moved) pages.set(address, contents);
+  }
+
+  /** Forgets the pages of [start, end) of process `pid`: reads there must raise SIGSEGV. */
+  unmap(pid: number, start: number, end: number): void {
+    const pages = this.pages(pid);
+    for (let page = start; page < end; page += PAGE_SIZE) pages.delete(page);
+  }
+
+  /** Starts tracking `childPid` with a copy of `parentPid`'s current memory (fork). */
+  fork(parentPid: number, childPid: number): void {
+    this.addProcess(childPid, this.pages(parentPid));
+  }
+
+  /** Returns the bytes process `pid` must read at [address, address + length), or null when a page of it is unmapped. */
+  expected(pid: number, address: number, length: number): Uint8Array | null {
+    const pages = this.pages(pid);
+    const out = new Uint8Array(length);
+    for (let done = 0; done < length; ) {
+      const at = address + done;
+      const page = pageStart(at);
+      const contents = pages.get(page);
+      if (contents === undefined) return null;
+      const count = Math.min(length - done, page + PAGE_SIZE - at);
+      out.set(contents.subarray(at - page, at - page + count), done);
+      done += count;
+    }
+    return out;
+  }
+
+  /**
+   * Checks one read by thread `reader` of process `pid` of `length` bytes at
+   * `address` against the reference, and records a violation when they
+   * differ. Returns the violation text, or null when the read is right.
+   */
+  checkRead(reader: string, pid: number, address: number, length: number, outcome: ReadOutcome): string | null {
+    const expected = this.expected(pid, address, length);
+    const want = expected === null ? "SIGSEGV" : describeBytes(expected);
+    const got = outcome instanceof SignalError ? signalName(outcome) : describeBytes(outcome);
+    const same = expected === null ? got === "SIGSEGV" : !(outcome instanceof SignalError) && equalBytes(expected, outcome);
+    if (same) return null;
+    const text = `${reader} read ${length} bytes at ${hex(address)}: expected ${want}, read ${got}`;
+    this.violations.push(text);
+    return text;
+  }
+
+  private pages(pid: number): Map<number, Uint8Array> {
+    const pages = this.memory.get(pid);
+    if (pages === undefined) throw new RangeError(`oracle: process ${pid} is not tracked`);
+    return pages;
+  }
+}
+
+/**
+ * Returns the violations a run's end reveals: a deadlock, with what each
+ * thread waits for, or the error a thread threw. A run that finished has
+ * none.
+ */
+export function runViolations(result: RunResult): string[] {
+  if (result.status === "deadlock") {
+    const waits = result.blocked.map((entry) => `${entry.thread} waits for ${entry.waitsFor}`);
+    return [`deadlock: ${waits.join("; ")}`];
+  }
+  if (result.status === "failed") {
+    const error = result.error instanceof Error ? `${result.error.name}: ${result.error.message}` : String(result.error);
+    return [`thread ${result.failedThread ?? "(none)"} failed: ${error}`];
+  }
+  return [];
+}
+
+/** Formats `value` as a hexadecimal address. */
+export function hex(value: number): string {
+  return `0x${value.toString(16)}`;
+}
+
+/**
+ * Describes bytes as runs of equal values, such as "4096 × 0x41" or
+ * "100 × 0x41, 3996 × 0x00"; more than three runs are cut with "…".
+ */
+export function describeBytes(bytes: Uint8Array): string {
+  if (bytes.length === 0) return "no bytes";
+  const runs: string[] = [];
+  let start = 0;
+  for (let i = 1; i <= bytes.length; i++) {
+    if (i < bytes.length && bytes[i] === bytes[start]) continue;
+    if (runs.length === 3) {
+      runs.push("…");
+      break;
+    }
+    runs.push(`${i - start} × 0x${bytes[start]!.toString(16).padStart(2, "0")}`);
+    start = i;
+  }
+  return runs.join(", ");
+}
+
+function signalName(error: SignalError): string {
+  if (error.signo === SIGSEGV) return "SIGSEGV";
+  return error.signo === SIGBUS ? "SIGBUS" : `signal ${error.signo}`;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function pageStart(address: number): number {
+  return address - (address % PAGE_SIZE);
+}
+
+function checkPage(address: number, contents: Uint8Array): void {
+  if (address % PAGE_SIZE !== 0) throw new RangeError(`oracle: page address ${hex(address)} is not page aligned`);
+  if (contents.length !== PAGE_SIZE) throw new RangeError(`oracle: page ${hex(address)} has ${contents.length} bytes, not ${PAGE_SIZE}`);
+}
