@@ -133,6 +133,43 @@ export class Process {
   }
 
   /**
+   * Changes the protection of [address, address + length) (mprotect(2)),
+   * splitting VMAs at the edges; userfaultfd registration is kept. Returns
+   * 0, -EINVAL for an unaligned start or unknown bits, -EACCES for
+   * PROT_WRITE on a shared mapping of a read-only file, -ENOMEM when part of
+   * the range is unmapped (nothing is changed then).
+   */
+  mprotect(address: number, length: number, prot: number): number {
+    this.checkAlive("mprotect");
+    const start = asU64(requireNumber(address, "address"));
+    const len = asU64(requireNumber(length, "length"));
+    const bits = asU64(requireNumber(prot, "prot"));
+    if (!pageAligned(start) || start + len > TASK_SIZE || !hasOnlyBits(bits, PROT_READ | PROT_WRITE)) return -EINVAL;
+    if (len === 0) return 0;
+    const end = start + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
+    const mm = this.mm;
+    mm.lock.writeLock();
+    try {
+      const vmas = mm.vmasIn(start, end);
+      let covered = start;
+      for (const vma of vmas) {
+        if (vma.start > covered) return -ENOMEM;
+        if ((bits & PROT_WRITE) !== 0 && !vma.mayWrite) return -EACCES;
+        covered = vma.end;
+      }
+      if (covered < end) return -ENOMEM;
+      for (const vma of vmas) {
+        const inside = mm.isolateRange(vma, start, end);
+        inside.prot = bits;
+        mm.mergeAround(inside);
+      }
+      return 0;
+    } finally {
+      mm.lock.writeUnlock();
+    }
+  }
+
+  /**
    * Resizes or moves a mapping (mremap(2)); see mm/mremap.ts. Settles with
    * the new address or a negative errno. With a userfaultfd that has
    * EVENT_REMAP on a moved range, it settles only after the monitor has read
