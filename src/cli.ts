@@ -3,7 +3,7 @@
 // declares its options; the parser below is shared, so new commands (race,
 // replay, compare) only add an entry to COMMANDS. Usage errors exit with 2.
 
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { CommandUsageError, raceCommand, replayCommand, type CommandIo } from "./explore/commands.js";
 import { BENCH_COMMANDS } from "../bench/commands.js";
 
@@ -71,6 +71,14 @@ function commandIo(): CommandIo {
     progress: process.stderr.isTTY === true,
     isDirectory(path) {
       try {
+        return statSync(path).isDirectory();
+      } catch {
+        return false;
+      }
+    },
+    ensureDirectory(path) {
+      try {
+        mkdirSync(path, { recursive: true });
         return statSync(path).isDirectory();
       } catch {
         return false;

@@ -10,7 +10,7 @@ import { compareReports, renderComparison } from "../bench/compare.js";
 import { benchConfig } from "../bench/config.js";
 import { readJsonReport, writeJsonReport } from "../bench/report/json.js";
 import { runBench } from "../bench/runner.js";
-import { cloneReport, fixtureReport } from "./bench-helpers.js";
+import { cloneReport, defaultFigures, figure, fixtureReport } from "./bench-helpers.js";
 
 const directory = mkdtempSync(join(tmpdir(), "uffd-bench-compare-"));
 afterAll(() => rmSync(directory, { recursive: true, force: true }));
@@ -42,6 +42,18 @@ async function capture(run: () => Promise<number>): Promise<{ code: number; stdo
 }
 
 describe("compareReports", () => {
+  it("lists a native anchor change without failing", () => {
+    const anchor = figure({ id: "native.kernel.uffdio_copy.per_call_1", value: 2.2, spread: 1, counts: { ioctls: 65536 } });
+    const baseline = fixtureReport([...defaultFigures().slice(0, 1), anchor]);
+    const current = cloneReport(baseline);
+    figureOf(current, anchor.id).value = 2.2 * 0.5;
+    figureOf(current, anchor.id).counts = { ioctls: 65537 };
+    const comparison = compareReports(baseline, current, 10);
+    expect(comparison.passed).toBe(true);
+    expect(comparison.changes.find((change) => change.id === anchor.id)?.status).toBe("host changed");
+    expect(comparison.countChanges).toEqual([]);
+  });
+
   it("passes a run compared with itself", () => {
     const report = fixtureReport();
     const comparison = compareReports(report, cloneReport(report), 10);

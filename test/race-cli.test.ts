@@ -113,7 +113,7 @@ describe("race", () => {
     ["random with a bound", { random: "5", preemptionBound: "2" }, "--preemption-bound applies to the exhaustive search; drop it or --random"],
     ["zero schedules", { random: "0" }, 'invalid --random "0": expected a whole number >= 1'],
     ["a fractional bound", { preemptionBound: "1.5" }, 'invalid --preemption-bound "1.5": expected a whole number >= 0'],
-    ["a missing directory", { traceDir: "nowhere" }, "invalid --trace-dir nowhere: not an existing directory"],
+    ["a missing directory", { traceDir: "nowhere" }, "invalid --trace-dir nowhere: not a directory and cannot be created"],
   ])("rejects %s", async (_case, args, message) => {
     const run = raceCommand(args, fakeIo().io);
 

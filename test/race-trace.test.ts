@@ -136,7 +136,7 @@ describe("replayTrace", () => {
   it("rejects a missing decision", async () => {
     const replayed = replayTrace({ ...FORK_TRACE, choices: [0, 1, 1] }, "0.1.0");
 
-    await expect(replayed).rejects.toThrow(new ReplayMismatch("the run needs decision 3, the trace records only 3"));
+    await expect(replayed).rejects.toThrow(new ReplayMismatch("the run needs 4 decisions, the trace records only 3"));
   });
 
   it("rejects an impossible choice", async () => {

@@ -26,6 +26,8 @@ export interface CommandIo {
   /** Whether to draw progress lines on standard error: only when it is a terminal. */
   readonly progress: boolean;
   isDirectory(path: string): boolean;
+  /** Creates the directory (and its parents) when missing; returns whether it exists afterwards. */
+  ensureDirectory?(path: string): boolean;
   /** Returns the file's text; throws when it cannot be read. */
   readFile(path: string): string;
   writeFile(path: string, text: string): void;
@@ -78,7 +80,8 @@ function planRace(args: RaceArguments, io: CommandIo): RacePlan {
     throw new CommandUsageError("--preemption-bound applies to the exhaustive search; drop it or --random");
   }
   const traceDir = args.traceDir ?? null;
-  if (traceDir !== null && !io.isDirectory(traceDir)) throw new CommandUsageError(`invalid --trace-dir ${traceDir}: not an existing directory`);
+  const traceDirReady = traceDir === null || (io.ensureDirectory?.(traceDir) ?? io.isDirectory(traceDir));
+  if (!traceDirReady) throw new CommandUsageError(`invalid --trace-dir ${traceDir}: not a directory and cannot be created`);
   return {
     scenarios: scenario === "all" ? [...SCENARIO_NAMES] : [scenario],
     gates: args.gate === undefined ? [false, true] : [args.gate === "on"],

@@ -45,7 +45,9 @@ export class ReplayMismatch extends Error {
 export function replay(choices: readonly number[]): ChooseFn {
   return (ready, decision) => {
     const choice = choices[decision];
-    if (choice === undefined) throw new ReplayMismatch(`the run needs decision ${decision}, the trace records only ${choices.length}`);
+    if (choice === undefined) {
+      throw new ReplayMismatch(`the run needs ${decision + 1} decisions, the trace records only ${choices.length}`);
+    }
     if (choice >= ready.length) {
       throw new ReplayMismatch(`decision ${decision} chose thread index ${choice}, but only ${ready.length} threads are ready`);
     }
