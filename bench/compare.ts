@@ -126,11 +126,17 @@ export function compareReports(baseline: BenchReport, current: BenchReport, maxR
     changes.push(change);
     if (!isAnchor(figure.id)) countChanges.push(...compareCounts(old, figure));
   }
+  // A figure of a suite the current run selected that is missing from it
+  // fails the check: a suite must not drop figures unnoticed. Figures of
+  // suites the run did not select are only listed.
+  const selected = new Set(current.metadata.suites);
+  let lost = false;
   for (const figure of baseline.figures) {
     if (after.has(figure.id)) continue;
+    if (selected.has(figure.suite) && !isAnchor(figure.id)) lost = true;
     changes.push({ id: figure.id, name: figure.name, unit: figure.unit, baseline: figure.value, current: null, changePercent: null, noisePercent: null, status: "removed" });
   }
-  const passed = !changes.some((change) => change.status === "regression") && countChanges.length === 0;
+  const passed = !lost && !changes.some((change) => change.status === "regression") && countChanges.length === 0;
   return { maxRegressionPercent, changes, countChanges, warnings: configurationWarnings(baseline, current), passed };
 }
 
@@ -176,6 +182,10 @@ export function renderComparison(comparison: Comparison, labels: { baseline: str
   else {
     const reasons: string[] = [];
     if (regressions.length > 0) reasons.push(`regressed: ${regressions.join(", ")}`);
+    const removed = comparison.changes.filter((change) => change.status === "removed").map((change) => change.id);
+    if (regressions.length === 0 && comparison.countChanges.length === 0 && removed.length > 0) {
+      reasons.push(`missing from the current run: ${removed.join(", ")}`);
+    }
     if (comparison.countChanges.length > 0) reasons.push(`counts changed in: ${[...new Set(comparison.countChanges.map((change) => change.figureId))].join(", ")}`);
     lines.push("", `result: FAIL (${reasons.join("; ")})`);
   }

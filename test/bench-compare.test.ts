@@ -42,6 +42,23 @@ async function capture(run: () => Promise<number>): Promise<{ code: number; stdo
 }
 
 describe("compareReports", () => {
+  it("fails on a figure its suite dropped", () => {
+    const baseline = fixtureReport();
+    const current = cloneReport(baseline);
+    current.figures = current.figures.filter((item) => item.id !== "uffdio.copy.per_call_64");
+    const comparison = compareReports(baseline, current, 10);
+    expect(comparison.passed).toBe(false);
+    expect(renderComparison(comparison, { baseline: "a", current: "b" })).toContain("missing from the current run: uffdio.copy.per_call_64");
+  });
+
+  it("only lists figures of unselected suites", () => {
+    const baseline = fixtureReport();
+    const current = cloneReport(baseline);
+    current.metadata.suites = ["fork", "contention"];
+    current.figures = current.figures.filter((item) => !item.id.startsWith("uffdio."));
+    expect(compareReports(baseline, current, 10).passed).toBe(true);
+  });
+
   it("lists a native anchor change without failing", () => {
     const anchor = figure({ id: "native.kernel.uffdio_copy.per_call_1", value: 2.2, spread: 1, counts: { ioctls: 65536 } });
     const baseline = fixtureReport([...defaultFigures().slice(0, 1), anchor]);
@@ -141,13 +158,14 @@ describe("compareReports", () => {
     expect(comparison.countChanges).toContainEqual({ figureId: "uffdio.copy.per_call_64", count: "faults", baseline: null, current: 0 });
   });
 
-  it("lists new and removed figures without failing", () => {
+  it("lists a renamed figure as removed and new", () => {
     const baseline = fixtureReport();
     const current = cloneReport(baseline);
     const moved = current.figures.shift()!;
     current.figures.push({ ...moved, id: "uffdio.copy.per_call_128" });
     const comparison = compareReports(baseline, current, 10);
-    expect(comparison.passed).toBe(true);
+    // The old figure is gone from a suite the run selected, so the check fails.
+    expect(comparison.passed).toBe(false);
     expect(comparison.changes.find((entry) => entry.id === "uffdio.copy.per_call_64")?.status).toBe("removed");
     expect(comparison.changes.find((entry) => entry.id === "uffdio.copy.per_call_128")?.status).toBe("new");
   });
