@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, UFFD_API, UFFDIO_REGISTER_MODE_MISSING, type Kernel, type Process, type Userfaultfd } from "../src/index.js";
 import { spawnLazyRestore } from "../src/monitor/lazy-restore.js";
-import { Scheduler } from "../src/sched/scheduler.js";
+import { Scheduler, noteText } from "../src/sched/scheduler.js";
 import { fifo } from "../src/sched/strategies.js";
 import { createKernel, pageOf } from "./helpers.js";
 
@@ -54,7 +54,7 @@ describe("LazyRestoreMonitor", () => {
 
     expect(result.status).toBe("done");
     expect(reads).toEqual([pageOf(0x42)]);
-    const steps = scheduler.steps.filter((step) => step.threadName === "monitor").map((step) => [step.label, ...step.notes].join(" — "));
+    const steps = scheduler.steps.filter((step) => step.threadName === "monitor").map((step) => [step.label, ...step.notes.map(noteText)].join(" — "));
     expect(steps).toEqual([
       "start",
       "read target's uffd — PAGEFAULT at 0x10001000",

@@ -164,7 +164,8 @@ class TargetThread {
       if (!(error instanceof SignalError)) throw error;
       outcome = error;
     }
-    this.thread.note(outcome instanceof SignalError ? `signal ${outcome.signo}` : describeBytes(outcome));
+    const read = outcome;
+    this.thread.note(read instanceof SignalError ? `signal ${read.signo}` : () => describeBytes(read));
     const violation = this.env.oracle.checkRead(this.name, this.process.pid, address, PAGE_SIZE, outcome);
     if (violation !== null) this.thread.note(`VIOLATION: ${violation}`);
   }

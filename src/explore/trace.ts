@@ -7,7 +7,7 @@
 // recorded choices and checks that the outcome is the same.
 
 import { ReplayMismatch, replay } from "../sched/strategies.js";
-import type { Step } from "../sched/scheduler.js";
+import { noteText, type Step } from "../sched/scheduler.js";
 import { wasmSha256, type CoreBuild } from "../wasm/core.js";
 import { MONITOR_THREAD, isScenarioName, runScenario, type ScenarioName, type ScenarioRun } from "./scenarios.js";
 
@@ -98,7 +98,7 @@ export function buildTrace(run: ScenarioRun, source: TraceSource): Trace {
 export function interleavingRows(steps: readonly Step[]): TraceRow[] {
   const rows: TraceRow[] = [];
   for (const [index, step] of steps.entries()) {
-    const notes = [...step.notes];
+    const notes = step.notes.map(noteText);
     const next = steps.findIndex((later, laterIndex) => laterIndex > index && later.thread === step.thread);
     const nextLabel = next < 0 ? "" : steps[next]!.label;
     if (next > index + 1 && !nextLabel.endsWith(CONTINUED)) notes.push(`preempted before ${nextLabel}`);

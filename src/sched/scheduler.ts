@@ -45,8 +45,12 @@ export interface Step {
   readonly threadName: string;
   /** The yield point's label, "<label> (continued)" after a sleep, or "start". */
   readonly label: string;
-  /** Notes on the turn, such as a call's result, added by the thread and by the scheduler when it sleeps. */
-  readonly notes: string[];
+  /**
+   * Notes on the turn, such as a call's result, added by the thread and by
+   * the scheduler when it sleeps. A function is a note built only when read
+   * (see noteText), because most runs of an exploration are never printed.
+   */
+  readonly notes: (string | (() => string))[];
 }
 
 export interface RunResult {
@@ -110,9 +114,14 @@ export class SimThread {
   }
 
   /** Adds `text` to this thread's current step, for traces. */
-  note(text: string): void {
+  note(text: string | (() => string)): void {
     this.step?.notes.push(text);
   }
+}
+
+/** Returns the text of a step's note, building a lazy one. */
+export function noteText(note: string | (() => string)): string {
+  return typeof note === "function" ? note() : note;
 }
 
 export class Scheduler {
