@@ -117,8 +117,8 @@ function targetSpecs(defaultKernel: number, forkSizes: readonly number[]): Targe
   ];
   // The targets of the first version of this benchmark, kept so their history continues.
   specs.push(
-    { figureId: copyFigureId(variant, "warm"), referenceId: NATIVE_WARM_ID, description: `${kernelName} 4 KiB copy, warm, vs native memcpy (first target)`, threshold: 0.9 },
-    { figureId: copyFigureId(variant, "streaming"), referenceId: NATIVE_STREAMING_ID, description: `${kernelName} 4 KiB copy, streaming, vs native memcpy (first target)`, threshold: 0.9 },
+    { figureId: copyFigureId(variant, "warm"), referenceId: NATIVE_WARM_ID, description: `${kernelName} 4 KiB copy, warm, vs native memcpy (earlier, looser floor)`, threshold: 0.9 },
+    { figureId: copyFigureId(variant, "streaming"), referenceId: NATIVE_STREAMING_ID, description: `${kernelName} 4 KiB copy, streaming, vs native memcpy (earlier, looser floor)`, threshold: 0.9 },
     { figureId: uffdioId("copy", 64), referenceId: referenceId(UFFDIO_PREFIX, "streaming"), description: `UFFDIO_COPY 64 pages/call vs ${kernelName} streaming from the same source`, threshold: 0.7 },
     { figureId: uffdioId("copy", 1), referenceId: referenceId(UFFDIO_PREFIX, "streaming"), description: `UFFDIO_COPY 1 page/call vs ${kernelName} streaming`, threshold: 0.5 },
     { figureId: forkId(FORK_REFERENCE_PAGES), referenceId: referenceId(FORK_PREFIX, "streaming"), description: "copy_page_range per present page vs copying the page", threshold: 50 },
