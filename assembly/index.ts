@@ -183,10 +183,6 @@ export function copy_pages_bench(kernel: i32, dst: u32, dstPages: u32, src: u32,
   return copyPagesBench(kernel, <usize>dst, dstPages, <usize>src, srcPages, count, rounds);
 }
 
-export function walk_cache_flush(): void {
-  walkCacheFlush();
-}
-
 export function mfill_poison(dstRoot: u32, dst: f64, pages: u32): i32 {
   if (!validRoot(dstRoot) || !validRange(dst, pages)) return EINVAL;
   return mfillPoison(<usize>dstRoot, <u64>dst, pages);
@@ -211,7 +207,7 @@ export function move_page_tables(root: u32, from: f64, to: f64, pages: u32): i32
   return movePageTables(<usize>root, <u64>from, <u64>to, pages);
 }
 
-/** Returns the frame the cache tree `cache` holds at file offset `off`, or 0. */
+/** Returns the frame in the cache tree `cache` at file offset `off`, or 0. */
 export function cache_lookup(cache: u32, off: f64): u32 {
   if (!validRoot(cache) || !validAddress(off)) return 0;
   return <u32>cacheLookup(<usize>cache, <u64>off);

@@ -4,7 +4,7 @@
 //
 // A file's page cache is a tree of the same shape as a page table, indexed
 // by file offset instead of virtual address: the entry for offset `off` is
-// where the PTE for address `off` would be, and holds frame | PRESENT. The
+// where the PTE for address `off` would be, and contains frame | PRESENT. The
 // cache holds one reference on each of its frames; every mapping of a page
 // holds another. Trees come from pgd_alloc and go with pgd_free.
 
@@ -102,7 +102,7 @@ export function mfillShmem(dstRoot: usize, dst: u64, cache: usize, off: u64, src
 }
 
 /**
- * The loop of UFFDIO_CONTINUE: maps the frames the cache already holds at
+ * The loop of UFFDIO_CONTINUE: maps the frames already in the cache at
  * `off` onto the empty entries at `dst`. EEXIST on a populated entry (a
  * uffd-wp marker counts as empty), EFAULT where the cache has no page, EIO
  * where its page has a memory error.

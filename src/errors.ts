@@ -16,7 +16,7 @@ export class KernelError extends Error {
 }
 
 /**
- * A simulated access that the kernel answers with a signal: SIGSEGV for an
+ * A simulated access that the kernel ends with a signal: SIGSEGV for an
  * address with no mapping or without the needed permission, SIGBUS for a
  * poisoned page or a userfaultfd with the SIGBUS feature. The simulator
  * itself is unaffected; only the access fails.
@@ -27,7 +27,9 @@ export class SignalError extends Error {
   readonly address: number;
 
   constructor(signo: number, address: number, reason: string) {
-    const name = signo === SIGBUS ? "SIGBUS" : signo === SIGSEGV ? "SIGSEGV" : `signal ${signo}`;
+    let name = `signal ${signo}`;
+    if (signo === SIGBUS) name = "SIGBUS";
+    else if (signo === SIGSEGV) name = "SIGSEGV";
     super(`${name} at 0x${address.toString(16)}: ${reason}`);
     this.signo = signo;
     this.address = address;
@@ -51,7 +53,7 @@ export function requireObject(value: unknown, name: string): Record<string, unkn
 }
 
 /**
- * Converts a number the way the kernel sees a u64 argument: a safe
+ * Converts a number the way the kernel reads a u64 argument: a safe
  * non-negative integer stays as it is; anything else (negative, fractional,
  * NaN, infinite or above 2^53) maps to Infinity, which fails every range
  * check the way a huge u64 does.

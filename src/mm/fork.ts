@@ -64,7 +64,7 @@ export async function forkProcess(parent: Process): Promise<Process> {
   const core = kernel.core.exports;
   const child = kernel.spawnProcess(parent.privileged);
   if (child === null) throw new KernelError(ENOMEM, "fork: no frame for the child's page table");
-  // copy_files runs before copy_mm: the half-built child already holds the
+  // copy_files runs before copy_mm: the half-built child already has the
   // parent's open files while fork waits for the monitor.
   for (const [fd, file] of parent.files) file.dupInto(child, fd);
 

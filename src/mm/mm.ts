@@ -6,7 +6,7 @@ import { TASK_SIZE } from "../constants.js";
 import { MmapLock } from "./lock.js";
 import { Vma } from "./vma.js";
 
-/** Where top-down placement of new mappings starts, as mmap_base on x86-64. */
+/** The address below which new mappings are placed top-down, as mmap_base on x86-64. */
 export const MMAP_BASE = 0x7f00_0000_0000;
 
 export class Mm {
@@ -30,7 +30,7 @@ export class Mm {
     return this.users > 0;
   }
 
-  /** The VMAs in address order (a snapshot). */
+  /** Returns a snapshot of the VMAs in address order. */
   vmaList(): readonly Vma[] {
     return this.vmas.slice();
   }

@@ -146,7 +146,9 @@ export async function madvise(process: Process, address: number, length: number,
     const chunkStart = Math.max(cursor, vma.start);
     let chunkEnd = Math.min(end, vma.end);
     if (advice === MADV_REMOVE) {
-      const error = vma.file === null ? -EINVAL : !vma.isShared || !vma.writable ? -EACCES : 0;
+      let error = 0;
+      if (vma.file === null) error = -EINVAL;
+      else if (!vma.isShared || !vma.writable) error = -EACCES;
       if (error !== 0) {
         mm.lock.readUnlock();
         return error;

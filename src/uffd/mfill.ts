@@ -61,7 +61,7 @@ export function rangeValid(start: number, len: number, mmapMinAddr: number): boo
   );
 }
 
-/** The COPY source check: only that it stays inside user space (no alignment). */
+/** Checks COPY's source range: only that it stays inside user space (no alignment). */
 function sourceRangeValid(src: number, len: number): boolean {
   return src < TASK_SIZE && len <= TASK_SIZE - src;
 }

@@ -33,7 +33,6 @@ export interface CoreExports {
   get_copy_kernel(): number;
   frames_alloc_contiguous(count: number): number;
   copy_pages_bench(kernel: number, dst: number, dstPages: number, src: number, srcPages: number, count: number, rounds: number): number;
-  walk_cache_flush(): void;
   mfill_poison(dstRoot: number, dst: number, pages: number): number;
   move_pages(root: number, dst: number, src: number, pages: number, flags: number): number;
   mwriteprotect_range(root: number, start: number, pages: number, flags: number): number;
