@@ -5,13 +5,72 @@
 
 import { OK, ENOMEM } from "./status";
 import { PAGE_SHIFT, frameGet, framePut } from "./frames";
-import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_EXCLUSIVE, PTE_UFFD_WP, PTE_POISON, pteTable, pteTableAt, pteFrame, pteSlot, nextVa } from "./pgtable";
+import { PTE_PRESENT, PTE_WRITE, PTE_DIRTY, PTE_EXCLUSIVE, PTE_UFFD_WP, PTE_POISON, pteTable, pteTableAt, pteTableUninitialized, pteFrame, pteSlot, nextVa } from "./pgtable";
 import { setPagesDone } from "./mfill";
 
 /** copy_page_range flag: private mapping, so present pages become copy-on-write. */
 export const CPR_COW: u32 = 1;
 /** copy_page_range flag: the child VMA is uffd-wp registered, so uffd-wp state is kept. */
 export const CPR_KEEP_UFFD_WP: u32 = 2;
+
+/** Bytes of address space one PTE table maps: 512 pages, 2 MiB. */
+const TABLE_SPAN: u64 = <u64>512 << PAGE_SHIFT;
+
+/**
+ * Copies the whole PTE table `srcTable` at `va` into the child, whose slot
+ * for it is still empty. One pass takes the references and write-protects
+ * the parent. One memory.copy then fills a child table that needs no
+ * zeroing, and a second pass runs only where child entries must differ
+ * (dropped uffd-wp state, a shared page's dirty bit).
+ * Returns the present pages copied (0 without allocating for an empty
+ * table), or -1 for ENOMEM after dropping the references taken here.
+ */
+function copyWholeTable(dstRoot: usize, srcTable: usize, va: u64, cow: bool, keepWp: bool): i32 {
+  let present: i32 = 0;
+  let used = false;
+  let fixup = false;
+  for (let slot = srcTable, last = srcTable + 4096; slot < last; slot += 8) {
+    let pte = load<u64>(slot);
+    if (pte == 0) continue;
+    used = true;
+    if ((pte & PTE_PRESENT) != 0) {
+      frameGet(pteFrame(pte));
+      present++;
+      if (cow) {
+        if ((pte & (PTE_WRITE | PTE_EXCLUSIVE)) != 0) store<u64>(slot, pte & ~(PTE_WRITE | PTE_EXCLUSIVE));
+      } else if ((pte & PTE_DIRTY) != 0) {
+        fixup = true;
+      }
+      if (!keepWp && (pte & PTE_UFFD_WP) != 0) fixup = true;
+    } else if (!keepWp && (pte & PTE_POISON) == 0) {
+      fixup = true;
+    }
+  }
+  if (!used) return 0;
+  const dstTable = pteTableUninitialized(dstRoot, va);
+  if (dstTable == 0) {
+    for (let slot = srcTable, last = srcTable + 4096; slot < last; slot += 8) {
+      const pte = load<u64>(slot);
+      if ((pte & PTE_PRESENT) != 0) framePut(pteFrame(pte));
+    }
+    return -1;
+  }
+  memory.copy(dstTable, srcTable, 4096);
+  if (fixup) {
+    for (let slot = dstTable, last = dstTable + 4096; slot < last; slot += 8) {
+      let child = load<u64>(slot);
+      if (child == 0) continue;
+      if ((child & PTE_PRESENT) != 0) {
+        if (!cow) child &= ~PTE_DIRTY;
+        if (!keepWp) child &= ~PTE_UFFD_WP;
+      } else if (!keepWp && (child & PTE_POISON) == 0) {
+        child = 0;
+      }
+      store<u64>(slot, child);
+    }
+  }
+  return present;
+}
 
 /**
  * Copies the entries of [start, end) from the parent tree `srcRoot` into the
@@ -36,6 +95,16 @@ export function copyPageRange(dstRoot: usize, srcRoot: usize, start: u64, end: u
     const srcTable = pteTableAt(srcRoot, va);
     let stop = nextVa < end ? nextVa : end;
     if (srcTable == 0) {
+      va = stop;
+      continue;
+    }
+    if (stop - va == TABLE_SPAN && pteTableAt(dstRoot, va) == 0) {
+      const status = copyWholeTable(dstRoot, srcTable, va, cow, keepWp);
+      if (status < 0) {
+        setPagesDone(copied);
+        return ENOMEM;
+      }
+      copied += <u32>status;
       va = stop;
       continue;
     }

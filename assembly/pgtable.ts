@@ -29,7 +29,7 @@
 //
 // Page tables are frames from the same pool. They hold refcount 1 each.
 
-import { PAGE_SHIFT, FRAME_ROOT, FRAME_TABLE, frameAllocZeroed, framePut } from "./frames";
+import { PAGE_SHIFT, FRAME_ROOT, FRAME_TABLE, frameAlloc, frameAllocZeroed, framePut } from "./frames";
 
 export const PTE_PRESENT: u64 = 1 << 0;
 export const PTE_WRITE: u64 = 1 << 1;
@@ -104,6 +104,27 @@ export function pteTable(root: usize, va: u64, allocate: bool): usize {
   const pmd = nextTable(entrySlot(pud, va, 30), allocate);
   if (pmd == 0) return 0;
   return nextTable(entrySlot(pmd, va, 21), allocate);
+}
+
+/**
+ * Installs a new PTE table for `va` in the tree at `root` without zeroing
+ * it, because the caller writes all 512 entries right away. The PMD slot
+ * must be empty. Returns the table, or 0 with `walkNoMemory` set when no
+ * frame is left.
+ */
+export function pteTableUninitialized(root: usize, va: u64): usize {
+  walkNoMemory = false;
+  const pud = nextTable(entrySlot(root, va, 39), true);
+  if (pud == 0) return 0;
+  const pmd = nextTable(entrySlot(pud, va, 30), true);
+  if (pmd == 0) return 0;
+  const table = frameAlloc(FRAME_TABLE);
+  if (table == 0) {
+    walkNoMemory = true;
+    return 0;
+  }
+  store<u64>(entrySlot(pmd, va, 21), <u64>table | PTE_PRESENT);
+  return table;
 }
 
 // @ts-ignore: decorator
