@@ -2,7 +2,9 @@
 // a 256 MiB region, against the memory the simulated kernel holds (its
 // frames in use: pages, page tables and the zero frame). The probe runs in a
 // child process (bench/memory-probe.ts), so the other suites' buffers do not
-// count; its peak includes Node's own heap and code.
+// count; its peak includes Node's own heap and code. A bare Node process
+// (about 40 MiB here) is measured beside it, to show the floor that Node
+// itself puts under the whole-process ratio.
 
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -24,6 +26,14 @@ interface ProbeOutput {
   wasmMemoryBytes: number;
   baselineRssBytes: number | null;
   peakRssBytes: number | null;
+}
+
+/** Peak RSS of a bare Node process (same binary, no module loaded), in bytes; null where it cannot be read. */
+function bareNodePeakBytes(): number | null {
+  const script = "const s=require('fs').readFileSync('/proc/self/status','utf8').split('\\n').find(l=>l.startsWith('VmHWM:'));process.stdout.write(String(s?parseInt(s.slice(6),10)*1024:''))";
+  const result = spawnSync(process.execPath, ["-e", script], { encoding: "utf8", timeout: 30_000 });
+  const bytes = result.status === 0 ? Number.parseInt(result.stdout, 10) : NaN;
+  return Number.isFinite(bytes) ? bytes : null;
 }
 
 export async function runMemory(context: SuiteContext): Promise<Figure[]> {
@@ -53,7 +63,11 @@ export async function runMemory(context: SuiteContext): Promise<Figure[]> {
   }
   const baseline = output.baselineRssBytes === null ? "unknown" : `${(output.baselineRssBytes / MIB).toFixed(0)} MiB`;
   const counts = { regionPages: output.regionPages, simulatedBytes: output.simulatedBytes };
-  const note = `simulated ${(output.simulatedBytes / MIB).toFixed(1)} MiB, wasm memory ${(output.wasmMemoryBytes / MIB).toFixed(0)} MiB, RSS before the kernel was created ${baseline}`;
+  // Node's own floor: a run that held nothing but the simulated memory would
+  // still have this ratio, so the growth figure is the model's own share.
+  const bare = bareNodePeakBytes();
+  const floor = bare === null ? "" : `; a bare Node process peaks at ${(bare / MIB).toFixed(0)} MiB, so the ratio cannot go below ${((bare + output.simulatedBytes) / output.simulatedBytes).toFixed(3)} in this runtime`;
+  const note = `simulated ${(output.simulatedBytes / MIB).toFixed(1)} MiB, wasm memory ${(output.wasmMemoryBytes / MIB).toFixed(0)} MiB, RSS before the kernel was created ${baseline}${floor}`;
   const figures: Figure[] = [
     { ...ratioBase, value: output.peakRssBytes / output.simulatedBytes, spread: null, samples: 1, counts, note },
     { ...peakBase, value: output.peakRssBytes / MIB, spread: null, samples: 1, counts },
