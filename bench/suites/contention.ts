@@ -144,8 +144,17 @@ function checkProducer(producer: Producer, status: number, call: string): void {
 /** Lets every pending promise run, so a producer that was woken queues its next event or settles. */
 const nextMacrotask = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+/**
+ * Microtask turns to wait for a woken producer before falling back to a
+ * macrotask. A producer resumes within a few turns of the read that woke it.
+ * A turn is far cheaper than setImmediate, which took tens of microseconds
+ * per event on a loaded machine.
+ */
+const MICROTASK_TURNS = 64;
+
 /** Reads every queued message until the producer's system call has returned; closes forked children's userfaultfds. */
 async function serveEvents(uffd: Userfaultfd, producer: Producer): Promise<void> {
+  let turns = 0;
   for (;;) {
     for (let message = uffd.read(); message.errno === 0; message = uffd.read()) {
       const msg = message as UffdMsg;
@@ -153,7 +162,8 @@ async function serveEvents(uffd: Userfaultfd, producer: Producer): Promise<void>
       if (msg.event === UFFD_EVENT_FORK) msg.uffd.close();
     }
     if (producer.settled) break;
-    await nextMacrotask();
+    if (++turns <= MICROTASK_TURNS) await Promise.resolve();
+    else await nextMacrotask();
   }
   await producer.finish();
 }
