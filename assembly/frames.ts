@@ -65,6 +65,7 @@ export function framesInit(cap: u32, ioPages: u32): i32 {
   const framesStart = ioStart + (<u64>ioPages << PAGE_SHIFT);
   const limit = <u64>WASM_PAGES_MAX << WASM_PAGE_SHIFT;
   if (framesStart + (<u64>cap << PAGE_SHIFT) > limit) return ENOMEM;
+  poolEndPages = <u32>((framesStart + (<u64>cap << PAGE_SHIFT) + 0xffff) >> WASM_PAGE_SHIFT);
   // The metadata, the window and the zero frame must exist from the start.
   if (!ensureMemory(framesStart + PAGE_SIZE)) return ENOMEM;
   metaBase = <usize>base;
@@ -97,22 +98,56 @@ export function framesReset(): i32 {
   freeHead = 0;
   freeCount = 0;
   framesUsed = 0;
+  growLimitPages = WASM_PAGES_MAX;
   zeroFrame = frameAlloc(FRAME_ZERO);
   return OK;
 }
 
+/**
+ * The size, in 64 KiB wasm pages, that growMemory refuses to pass: 65536
+ * (4 GiB, all that wasm32 addresses) unless a test lowers it with
+ * limitMemoryGrowthForTesting.
+ */
+let growLimitPages: u32 = WASM_PAGES_MAX;
+
+/**
+ * Test hook: makes every later growth of linear memory past `wasmPages`
+ * fail exactly as a failed memory.grow does, so tests can run the
+ * allocation paths out of memory before the frame cap. 0, a value above
+ * 65536, or framesReset removes the limit. Returns the previous limit.
+ */
+export function limitMemoryGrowthForTesting(wasmPages: u32): u32 {
+  const previous = growLimitPages;
+  growLimitPages = wasmPages == 0 || wasmPages > WASM_PAGES_MAX ? WASM_PAGES_MAX : wasmPages;
+  return previous;
+}
+
+/** Runs memory.grow; false where it returns -1 or where the size would pass growLimitPages. */
+function growMemory(pages: i32): bool {
+  if (<u64>memory.size() + <u64>pages > <u64>growLimitPages) return false;
+  return memory.grow(pages) >= 0;
+}
+
+/** Size, in 64 KiB wasm pages, of the memory that contains the whole frame pool: growth stops there. */
+let poolEndPages: u32 = WASM_PAGES_MAX;
+
 /** Grows linear memory so that bytes below `end` exist; false if it cannot. */
 function ensureMemory(end: u64): bool {
-  const have = <u64>memory.size() << WASM_PAGE_SHIFT;
+  const size = <i32>memory.size();
+  const have = <u64>size << WASM_PAGE_SHIFT;
   if (end <= have) return true;
   const needPages = <i32>((end - have + 0xffff) >> WASM_PAGE_SHIFT);
-  // Grow by an eighth of the current size at least, so growth is amortised,
-  // but fall back to the exact need when the larger step does not fit.
-  let step = <i32>(memory.size() >> 3);
+  // Grow by an eighth of the current size at least, so growth is amortised.
+  // Each memory.grow took 1 to 7 ms in Node 20 on a 2-vCPU VM, more for
+  // larger memories. Growing by the exact need near a 4 GiB pool, one 64 KiB
+  // step per 16 frames, took a minute. A step that would pass the pool's end
+  // stops there instead.
+  let step = size >> 3;
   if (step < needPages) step = needPages;
-  if (<u64>memory.size() + <u64>step > WASM_PAGES_MAX) step = needPages;
-  if (memory.grow(step) >= 0) return true;
-  return memory.grow(needPages) >= 0;
+  const room = <i32>poolEndPages - size;
+  if (step > room) step = room > needPages ? room : needPages;
+  if (growMemory(step)) return true;
+  return growMemory(needPages);
 }
 
 // @ts-ignore: decorator
@@ -226,4 +261,27 @@ export function framesCapacity(): u32 {
 
 export function framesFreeCount(): u32 {
   return frameCap - framesUsed;
+}
+
+/** Number of u32 words framesLayout writes. */
+export const FRAMES_LAYOUT_WORDS: u32 = 10;
+
+/**
+ * Writes the pool's layout and counters to the FRAMES_LAYOUT_WORDS u32
+ * words at `out`. The order is: refcount array, free ring, kind array,
+ * first frame, capacity, frames handed out so far (frameNext), free ring
+ * head, free ring length, frames in use, zero frame. The host's invariant
+ * checker reads the pool through these addresses without changing it.
+ */
+export function framesLayout(out: usize): void {
+  store<u32>(out, <u32>metaBase);
+  store<u32>(out + 4, <u32>freeQueueBase);
+  store<u32>(out + 8, <u32>kindBase);
+  store<u32>(out + 12, <u32>frameBase);
+  store<u32>(out + 16, frameCap);
+  store<u32>(out + 20, frameNext);
+  store<u32>(out + 24, freeHead);
+  store<u32>(out + 28, freeCount);
+  store<u32>(out + 32, framesUsed);
+  store<u32>(out + 36, <u32>zeroFrame);
 }

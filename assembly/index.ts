@@ -9,7 +9,7 @@
 import { OK, EINVAL } from "./status";
 import {
   PAGE_SHIFT, FRAME_BENCH, FRAME_FREE, FRAME_PAGE, FRAME_ROOT, framesInit, framesReset, frameKind, framesUsedCount, framesCapacity, framesAllocContiguous,
-  frameRefcount, frameBase, ioBase, ioSize, zeroFrame,
+  frameRefcount, frameBase, ioBase, ioSize, zeroFrame, framesLayout, FRAMES_LAYOUT_WORDS, limitMemoryGrowthForTesting,
 } from "./frames";
 import { TASK_SIZE, pgdAlloc, pgdFree, pteRead, freePteTables, walkCacheFlush } from "./pgtable";
 import { setCopyKernel, getCopyKernel, copyPagesBench } from "./copy";
@@ -18,6 +18,7 @@ import { mwriteprotectRange } from "./protect";
 import { cacheEntry, cacheHwpoison, cacheFindOrAddZero, cacheLookup, cachePunchHole, mapFrame, mfillContinue, mfillShmem } from "./shmem";
 import { copyPageRange, zapPageRange, countPresent, movePageTables } from "./memory";
 import { accessVm, doAnonymousPage } from "./access";
+import { pteWalkBench } from "./walk";
 
 const TASK_SIZE_F64: f64 = <f64>TASK_SIZE;
 
@@ -79,6 +80,19 @@ export function frames_used(): u32 {
 
 export function frames_capacity(): u32 {
   return framesCapacity();
+}
+
+// Static data below __heap_base, so filling it never touches the frame pool.
+const framesLayoutRecord: usize = memory.data(<i32>(FRAMES_LAYOUT_WORDS * 4), 4);
+
+/**
+ * Refreshes a record of the frame pool's layout (see framesLayout) and
+ * returns its address, for the host's invariant checker. Valid before init,
+ * when every word is 0.
+ */
+export function frames_layout(): u32 {
+  framesLayout(framesLayoutRecord);
+  return <u32>framesLayoutRecord;
 }
 
 export function frame_refcount(frame: u32): u32 {
@@ -176,6 +190,25 @@ export function get_copy_kernel(): i32 {
 /** Takes `count` contiguous frames for a benchmark buffer; 0 when they do not fit. */
 export function frames_alloc_contiguous(count: u32): u32 {
   return <u32>framesAllocContiguous(count);
+}
+
+/**
+ * Test hook: makes growth of linear memory past `wasmPages` 64 KiB pages
+ * fail as a failed memory.grow does. 0 or a reset removes the limit.
+ * Returns the previous limit. Only tests call it.
+ */
+export function limit_memory_growth_for_testing(wasmPages: u32): u32 {
+  return limitMemoryGrowthForTesting(wasmPages);
+}
+
+/**
+ * Times the walk: looks up `pages` PTEs from `start` `rounds` times, in
+ * ascending order or pseudo-random with flags bit 0 (see walk.ts). Returns
+ * the present PTEs found, or -EINVAL for a bad root, range or page count.
+ */
+export function pte_walk_bench(root: u32, start: f64, pages: u32, flags: u32, seed: u32, rounds: u32): f64 {
+  if (!validRoot(root) || pages == 0 || !validRange(start, pages) || flags > 1) return -<f64>EINVAL;
+  return pteWalkBench(<usize>root, <u64>start, pages, flags, seed, rounds);
 }
 
 export function copy_pages_bench(kernel: i32, dst: u32, dstPages: u32, src: u32, srcPages: u32, count: u32, rounds: u32): i32 {

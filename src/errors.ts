@@ -36,6 +36,26 @@ export class SignalError extends Error {
   }
 }
 
+/**
+ * Thrown by every call into a kernel whose wasm core has failed: an export
+ * trapped (a WebAssembly.RuntimeError such as an out-of-bounds access) or
+ * aborted (WasmCoreAbort). Either is a bug in the core, never bad input,
+ * and it may have stopped halfway through a change, so the kernel's state
+ * can no longer be trusted. No call recovers from it, Kernel.reset()
+ * included: create a new kernel. `cause` is the error of the failed call.
+ */
+export class KernelFailedError extends Error {
+  override name = "KernelFailedError";
+  /** The wasm export whose call failed first. */
+  readonly exportName: string;
+
+  constructor(exportName: string, failure: unknown) {
+    const reason = failure instanceof Error ? `${failure.name}: ${failure.message}` : String(failure);
+    super(`kernel unusable: its wasm core failed in ${exportName} (${reason}); create a new kernel with Kernel.create()`, { cause: failure });
+    this.exportName = exportName;
+  }
+}
+
 /** Throws TypeError unless `value` is a number (any number: range checks give errno values). */
 export function requireNumber(value: unknown, name: string): number {
   if (typeof value !== "number") {

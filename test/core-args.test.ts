@@ -2,7 +2,7 @@
 // the lookups) on an address or root it did not hand out, and never trap.
 
 import { describe, expect, it } from "vitest";
-import { CPR_COW, PTE_WRITE, WasmCore } from "../src/wasm/core.js";
+import { CPR_COW, PTE_WRITE, WALK_RANDOM, WasmCore } from "../src/wasm/core.js";
 import { EINVAL, PAGE, TASK_SIZE, VA, VB, frameOf, mfillCopyStatus, newCore, pattern, store } from "./core-helpers.js";
 import { pageOf } from "./helpers.js";
 
@@ -133,5 +133,32 @@ describe("copy_pages_bench", () => {
     expect(base + 2 * PAGE).toBeLessThanOrEqual(e.memory.buffer.byteLength);
     core.bytes(base, PAGE).fill(0xff);
     expect(e.copy_pages_bench(0, base + PAGE, 1, base, 1, 1, 1)).toBe(EINVAL);
+  });
+});
+
+describe("pte_walk_bench", () => {
+  it("counts the present PTEs of a walk, in order and in random order", async () => {
+    const core = await newCore();
+    const e = core.exports;
+    const root = e.pgd_alloc();
+    store(core, root, VA, pattern(1));
+    store(core, root, VA + 2 * PAGE, pattern(2));
+    // Two of the four pages are present: a sequential pass finds 2, three passes 6.
+    expect(e.pte_walk_bench(root, VA, 4, 0, 0, 1)).toBe(2);
+    expect(e.pte_walk_bench(root, VA, 4, 0, 0, 3)).toBe(6);
+    // A random walk of a fully present range finds every address it draws.
+    expect(e.pte_walk_bench(root, VA, 1, WALK_RANDOM, 7, 5)).toBe(5);
+  });
+
+  it("rejects a bad root, range, page count or flag with -EINVAL", async () => {
+    const core = await newCore();
+    const e = core.exports;
+    const root = e.pgd_alloc();
+    expect(e.pte_walk_bench(root + PAGE, VA, 1, 0, 0, 1)).toBe(-EINVAL);
+    expect(e.pte_walk_bench(root, VA + 1, 1, 0, 0, 1)).toBe(-EINVAL);
+    expect(e.pte_walk_bench(root, NaN, 1, 0, 0, 1)).toBe(-EINVAL);
+    expect(e.pte_walk_bench(root, TASK_SIZE - PAGE, 2, 0, 0, 1)).toBe(-EINVAL);
+    expect(e.pte_walk_bench(root, VA, 0, 0, 0, 1)).toBe(-EINVAL);
+    expect(e.pte_walk_bench(root, VA, 1, 2, 0, 1)).toBe(-EINVAL);
   });
 });
