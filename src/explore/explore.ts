@@ -19,10 +19,23 @@ interface Frame {
 }
 
 export interface ExploreOptions {
-  /** Most preemptions a schedule may contain (a preemption takes the processor from a thread that could go on). */
+  /** Most preemptions a schedule may contain (a preemption takes the processor from a thread that could go on); a whole number >= 0, or Infinity. */
   preemptionBound: number;
-  /** Stop after this many schedules (the exploration is then incomplete). */
+  /** Stop after this many schedules (the exploration is then incomplete); a whole number >= 1, or Infinity (the default). */
   maxSchedules?: number;
+}
+
+/** Throws TypeError unless `value` is a number, and RangeError unless it is a whole number >= `min` (or Infinity, when allowed). */
+export function checkCount(value: unknown, name: string, min: number, allowInfinity = false): void {
+  if (typeof value !== "number") throw new TypeError(`${name} must be a number, got ${value === null ? "null" : typeof value}`);
+  if ((Number.isSafeInteger(value) && value >= min) || (allowInfinity && value === Infinity)) return;
+  const range = allowInfinity ? `a whole number >= ${min} or Infinity` : `a whole number >= ${min}`;
+  throw new RangeError(`${name} must be ${range}, got ${value}`);
+}
+
+/** Throws TypeError unless `value` is a function. */
+function checkFunction(value: unknown, name: string): void {
+  if (typeof value !== "function") throw new TypeError(`${name} must be a function, got ${value === null ? "null" : typeof value}`);
 }
 
 export interface ExploreSummary {
@@ -36,12 +49,18 @@ export interface ExploreSummary {
  * preemptions, each time with a strategy that replays the chosen prefix and
  * then continues without preempting. `runOnce` returns the decisions its run
  * recorded; `onSchedule` sees each run's choices. Returns the count.
+ * Throws TypeError or RangeError for arguments of the wrong type or range.
  */
 export async function exploreExhaustive(
   runOnce: (choose: ChooseFn) => Promise<readonly Decision[]>,
   options: ExploreOptions,
   onSchedule: (choices: readonly number[]) => boolean | void,
 ): Promise<ExploreSummary> {
+  checkFunction(runOnce, "runOnce");
+  checkFunction(onSchedule, "onSchedule");
+  if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
+  checkCount(options.preemptionBound, "preemptionBound", 0, true);
+  if (options.maxSchedules !== undefined) checkCount(options.maxSchedules, "maxSchedules", 1, true);
   const stack: Frame[] = [];
   let schedules = 0;
   const max = options.maxSchedules ?? Infinity;
@@ -89,13 +108,22 @@ function advance(stack: Frame[], bound: number): boolean {
   return false;
 }
 
-/** Runs `count` schedules drawn with seeds seed, seed + 1, ... */
+/**
+ * Runs `count` schedules drawn with seeds seed, seed + 1, ... Throws
+ * TypeError or RangeError unless `count` is a whole number >= 0 and `seed`
+ * a whole number.
+ */
 export async function exploreRandom(
   runOnce: (choose: ChooseFn) => Promise<readonly Decision[]>,
   count: number,
   seed: number,
   onSchedule: (choices: readonly number[], seed: number) => boolean | void,
 ): Promise<ExploreSummary> {
+  checkFunction(runOnce, "runOnce");
+  checkFunction(onSchedule, "onSchedule");
+  checkCount(count, "count", 0);
+  if (typeof seed !== "number") throw new TypeError(`seed must be a number, got ${seed === null ? "null" : typeof seed}`);
+  if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a whole number, got ${seed}`);
   for (let i = 0; i < count; i++) {
     const decisions = await runOnce(random(seed + i));
     if (onSchedule(decisions.map((decision) => decision.chosen), seed + i) === true) return { schedules: i + 1, complete: false };

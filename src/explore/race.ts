@@ -6,7 +6,7 @@
 import type { ChooseFn, Decision } from "../sched/scheduler.js";
 import type { CoreBuild } from "../wasm/core.js";
 import { exploreExhaustive, exploreRandom } from "./explore.js";
-import { runScenario, type ScenarioName, type ScenarioRun } from "./scenarios.js";
+import { checkScenarioArgs, runScenario, type ScenarioName, type ScenarioRun } from "./scenarios.js";
 import { interleavingRows } from "./trace.js";
 
 export interface RaceOptions {
@@ -47,8 +47,16 @@ export interface RaceReport {
   readonly shortest: Counterexample | null;
 }
 
-/** Explores the schedules of scenario `name` and returns the counts and the shortest counterexample. */
+/**
+ * Explores the schedules of scenario `name` and returns the counts and the
+ * shortest counterexample. Throws TypeError or RangeError for arguments of
+ * the wrong type or range.
+ */
 export async function exploreScenario(name: ScenarioName, options: RaceOptions): Promise<RaceReport> {
+  checkScenarioArgs(name, options);
+  if (options.onProgress !== undefined && typeof options.onProgress !== "function") throw new TypeError("onProgress must be a function");
+  const drawn: unknown = options.random;
+  if (drawn !== undefined && (typeof drawn !== "object" || drawn === null)) throw new TypeError("random must be an object { count, seed }");
   let last: ScenarioRun | null = null;
   const runOnce = async (choose: ChooseFn): Promise<readonly Decision[]> => {
     last = await runScenario(name, { gate: options.gate, choose, ...(options.build ? { build: options.build } : {}) });

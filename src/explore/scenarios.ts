@@ -111,6 +111,18 @@ export function isScenarioName(value: string): value is ScenarioName {
   return (SCENARIO_NAMES as readonly string[]).includes(value);
 }
 
+/**
+ * Throws TypeError unless `name` is a string and `options` an object with
+ * a boolean `gate`, and RangeError for a name not in SCENARIO_NAMES.
+ */
+export function checkScenarioArgs(name: unknown, options: unknown): void {
+  if (typeof name !== "string") throw new TypeError(`scenario name must be a string, got ${name === null ? "null" : typeof name}`);
+  if (!isScenarioName(name)) throw new RangeError(`unknown scenario ${JSON.stringify(name)}; expected one of ${SCENARIO_NAMES.join(", ")}`);
+  if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
+  const gate = (options as Record<string, unknown>).gate;
+  if (typeof gate !== "boolean") throw new TypeError(`gate must be a boolean, got ${gate === null ? "null" : typeof gate}`);
+}
+
 export interface ScenarioOptions {
   /** Whether the kernel keeps the mmap_changing gate (Linux 4.18 and later) or runs without it. */
   gate: boolean;
@@ -249,9 +261,12 @@ function releaseKernel(kernel: Kernel, gate: boolean, build: CoreBuild): void {
 /**
  * Runs scenario `name` once under `options.choose`, on a kernel of its
  * own. Throws what the strategy threw (ReplayMismatch for a replay that no
- * longer fits), and Error when the setup fails.
+ * longer fits), Error when the setup fails, and TypeError or RangeError for
+ * arguments of the wrong type or an unknown scenario.
  */
 export async function runScenario(name: ScenarioName, options: ScenarioOptions): Promise<ScenarioRun> {
+  checkScenarioArgs(name, options);
+  if (typeof options.choose !== "function") throw new TypeError(`choose must be a strategy function, got ${typeof options.choose}`);
   const build = options.build ?? "release";
   const kernel = await acquireKernel(options.gate, build);
   try {

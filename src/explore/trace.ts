@@ -70,8 +70,20 @@ export function outcomeText(outcome: TraceOutcome): string {
   return outcome.status === "pass" ? "pass: every read matched the oracle" : `violation: ${outcome.violations.join(" | ")}`;
 }
 
-/** Builds the trace of `run`, a schedule that `source` produced. */
+/**
+ * Builds the trace of `run`, a schedule that `source` produced. Throws
+ * TypeError unless `run` comes from runScenario and `source` has a known
+ * strategy and a string packageVersion.
+ */
 export function buildTrace(run: ScenarioRun, source: TraceSource): Trace {
+  if (typeof run !== "object" || run === null || !Array.isArray(run.steps) || !Array.isArray(run.result?.decisions)) {
+    throw new TypeError("buildTrace: run must be a result of runScenario");
+  }
+  if (typeof source !== "object" || source === null) throw new TypeError("buildTrace: source must be an object");
+  if (source.strategy !== "exhaustive" && source.strategy !== "random" && source.strategy !== "replay") {
+    throw new TypeError(`buildTrace: strategy must be "exhaustive", "random" or "replay", got ${String(source.strategy)}`);
+  }
+  if (typeof source.packageVersion !== "string") throw new TypeError("buildTrace: packageVersion must be a string");
   return {
     format: TRACE_FORMAT,
     version: TRACE_VERSION,
@@ -109,8 +121,13 @@ export function interleavingRows(steps: readonly Step[]): TraceRow[] {
   return rows;
 }
 
-/** Formats rows as a table of two columns, "process | monitor", with the step number first. */
+/**
+ * Formats rows as a table of two columns, "process | monitor", with the
+ * step number first. Throws TypeError unless `rows` is an array of rows.
+ */
 export function formatInterleaving(rows: readonly TraceRow[]): string {
+  const valid = (row: TraceRow) => typeof row === "object" && row !== null && typeof row.process === "string" && typeof row.monitor === "string";
+  if (!Array.isArray(rows) || !rows.every(valid)) throw new TypeError("formatInterleaving: rows must be an array of { step, process, monitor }");
   const numberWidth = Math.max(4, String(rows.length).length);
   const processWidth = Math.min(64, Math.max("process".length, ...rows.map((row) => row.process.length)));
   const line = (step: string, process: string, monitor: string) => `${step.padStart(numberWidth)}  ${process.padEnd(processWidth)} | ${monitor}`.trimEnd();
@@ -119,19 +136,29 @@ export function formatInterleaving(rows: readonly TraceRow[]): string {
   return lines.join("\n") + "\n";
 }
 
-/** Serializes `trace` as indented JSON with a final newline. */
+/** Serializes `trace` as indented JSON with a final newline; throws TraceFormatError for a malformed trace (see checkTrace). */
 export function traceToJson(trace: Trace): string {
+  checkTrace(trace);
   return JSON.stringify(trace, null, 2) + "\n";
 }
 
-/** Parses and checks a trace; throws TraceFormatError naming the first field that is wrong. */
+/**
+ * Parses and checks a trace; throws TypeError unless `text` is a string,
+ * and TraceFormatError naming the first field that is wrong.
+ */
 export function parseTrace(text: string): Trace {
+  if (typeof text !== "string") throw new TypeError(`parseTrace: text must be a string, got ${text === null ? "null" : typeof text}`);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
     throw new TraceFormatError(`invalid JSON: ${error instanceof Error ? error.message : String(error)}`);
   }
+  return checkTrace(value);
+}
+
+/** Checks that `value` is a trace of this format and version; throws TraceFormatError naming the first field that is wrong. */
+export function checkTrace(value: unknown): Trace {
   if (typeof value !== "object" || value === null || Array.isArray(value)) throw new TraceFormatError("a trace must be a JSON object");
   const trace = value as Record<string, unknown>;
   if (trace.format !== TRACE_FORMAT) throw new TraceFormatError(`format must be "${TRACE_FORMAT}", got ${JSON.stringify(trace.format)}`);
@@ -148,8 +175,10 @@ export function parseTrace(text: string): Trace {
   for (const field of ["packageVersion", "wasmSha256"]) {
     if (typeof trace[field] !== "string") throw new TraceFormatError(`${field} must be a string`);
   }
-  for (const field of ["seed", "preemptionBound"]) {
-    if (trace[field] !== undefined && !Number.isSafeInteger(trace[field])) throw new TraceFormatError(`${field} must be a whole number`);
+  if (trace.seed !== undefined && !Number.isSafeInteger(trace.seed)) throw new TraceFormatError("seed must be a whole number");
+  const bound = trace.preemptionBound;
+  if (bound !== undefined && !(Number.isSafeInteger(bound) && (bound as number) >= 0)) {
+    throw new TraceFormatError("preemptionBound must be a whole number >= 0");
   }
   checkOutcome(trace.outcome);
   if (!Array.isArray(trace.interleaving)) throw new TraceFormatError("interleaving must be an array of rows");
@@ -196,9 +225,12 @@ export function replayWarnings(trace: Trace, packageVersion: string): string[] {
  * number of decisions and the same outcome. Runs the wasm build whose hash
  * the trace records, or the release build when neither has it (see
  * replayWarnings). Throws ReplayMismatch when the run does not reproduce
- * the trace.
+ * the trace, TraceFormatError for a malformed trace (see checkTrace) and
+ * TypeError unless `packageVersion` is a string.
  */
 export async function replayTrace(trace: Trace, packageVersion: string): Promise<ReplayResult> {
+  checkTrace(trace);
+  if (typeof packageVersion !== "string") throw new TypeError(`packageVersion must be a string, got ${typeof packageVersion}`);
   const warnings = replayWarnings(trace, packageVersion);
   const build = buildOf(trace) ?? "release";
   const run = await runScenario(trace.scenario, { gate: trace.gate, choose: replay(trace.choices), build });

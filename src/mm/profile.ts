@@ -84,9 +84,14 @@ const PROFILES: Record<KernelVersion, KernelProfile> = {
   },
 };
 
-/** Returns the profile of `version`; throws RangeError for a version not listed in KERNEL_VERSIONS. */
+/**
+ * Returns the profile of `version`; throws TypeError unless it is a string
+ * and RangeError for a version not listed in KERNEL_VERSIONS.
+ */
 export function kernelProfile(version: string): KernelProfile {
-  const profile = (PROFILES as Record<string, KernelProfile | undefined>)[version];
+  if (typeof version !== "string") throw new TypeError(`kernel must be a string such as "6.18", got ${typeof version}`);
+  // Object.hasOwn keeps names such as "constructor" from reaching Object.prototype.
+  const profile = Object.hasOwn(PROFILES, version) ? (PROFILES as Record<string, KernelProfile>)[version] : undefined;
   if (profile === undefined) {
     throw new RangeError(`kernel must be one of ${KERNEL_VERSIONS.join(", ")}, got ${JSON.stringify(version)}`);
   }

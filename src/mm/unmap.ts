@@ -118,18 +118,23 @@ export async function munmap(process: Process, address: number, length: number):
  * madvise(2) with MADV_DONTNEED (drop this mapping's pages, so the next
  * access faults again) or MADV_REMOVE (punch a hole in the shared file
  * behind the range). A registered VMA whose context has EVENT_REMOVE first
- * sends REMOVE and waits until it is read. Returns 0, -EINVAL for an
- * unaligned start, a range past TASK_SIZE, other advice or MADV_REMOVE
- * without a file, -EACCES for MADV_REMOVE on a mapping that is not shared
- * and writable, and -ENOMEM when part of the range is unmapped (the mapped
- * parts are still handled).
+ * sends REMOVE and waits until it is read. Returns 0, at once for a zero
+ * length. Returns -EINVAL for other advice, an unaligned start, a length
+ * that wraps past 2^64 or MADV_REMOVE without a file, and -EACCES for
+ * MADV_REMOVE on a mapping that is not shared and writable. Returns -ENOMEM
+ * when part of the range is unmapped, after handling the mapped parts.
+ * Memory at or past TASK_SIZE counts as unmapped, because Linux's madvise
+ * has no TASK_SIZE check of its own.
  */
 export async function madvise(process: Process, address: number, length: number, advice: number): Promise<number> {
   const start = asU64(requireNumber(address, "address"));
   const len = asU64(requireNumber(length, "length"));
   requireNumber(advice, "advice");
-  if (!pageAligned(start) || len > TASK_SIZE || start + len > TASK_SIZE) return -EINVAL;
   if (advice !== MADV_DONTNEED && advice !== MADV_REMOVE) return -EINVAL;
+  // asU64 turns every value that no u64 can be into Infinity. Such an
+  // address counts as unaligned, and such a length as one that wraps past
+  // 2^64.
+  if (!pageAligned(start) || start === Infinity || len === Infinity) return -EINVAL;
   if (len === 0) return 0;
   const end = start + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
   const mm = process.mm;

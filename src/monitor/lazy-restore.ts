@@ -28,9 +28,9 @@
 // wrongly, and the target later reads zeros where snapshot data belongs.
 
 import { EAGAIN, EEXIST, ENOENT, PAGE_SIZE, UFFD_EVENT_FORK, UFFD_EVENT_PAGEFAULT, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP, UFFD_PAGEFAULT_FLAG_WRITE } from "../constants.js";
-import type { Scheduler, SimThread } from "../sched/scheduler.js";
+import { Scheduler, type SimThread } from "../sched/scheduler.js";
 import type { UffdMsg } from "../uffd/messages.js";
-import type { Userfaultfd } from "../uffd/userfaultfd.js";
+import { Userfaultfd } from "../uffd/userfaultfd.js";
 import { hex } from "./oracle.js";
 
 /** A process the monitor serves, on its own userfaultfd. */
@@ -92,7 +92,9 @@ export class LazyRestoreMonitor {
   private readonly targetDone: () => boolean;
   private children = 0;
 
+  /** Throws TypeError or RangeError for options of the wrong type or range; see checkOptions. */
   constructor(options: LazyRestoreOptions) {
+    checkOptions(options);
     this.targetDone = options.targetDone;
     const snapshot = new Map(options.snapshot);
     this.processes.push({ name: "target", uffd: options.uffd, missing: new Set(snapshot.keys()), snapshot });
@@ -265,8 +267,34 @@ export class LazyRestoreMonitor {
   }
 }
 
-/** Creates a lazy-restore monitor and spawns its thread on `scheduler`. */
+/**
+ * Throws TypeError unless `options` has a Userfaultfd, a Map snapshot, a
+ * targetDone function and, if given, a string threadName; RangeError for a
+ * snapshot entry whose target address is not page aligned or whose source
+ * address is not a whole number.
+ */
+function checkOptions(options: LazyRestoreOptions): void {
+  if (typeof options !== "object" || options === null) throw new TypeError("LazyRestoreMonitor: options must be an object");
+  if (!(options.uffd instanceof Userfaultfd)) throw new TypeError("LazyRestoreMonitor: uffd must be a Userfaultfd");
+  if (!(options.snapshot instanceof Map)) throw new TypeError("LazyRestoreMonitor: snapshot must be a Map of target page address to source address");
+  for (const [page, source] of options.snapshot as ReadonlyMap<unknown, unknown>) {
+    if (typeof page !== "number" || typeof source !== "number") throw new TypeError("LazyRestoreMonitor: snapshot keys and values must be numbers");
+    if (!Number.isSafeInteger(page) || page < 0 || page % PAGE_SIZE !== 0) {
+      throw new RangeError(`LazyRestoreMonitor: snapshot page address ${page} is not a page-aligned whole number`);
+    }
+    if (!Number.isSafeInteger(source) || source < 0) {
+      throw new RangeError(`LazyRestoreMonitor: source address ${source} of page ${hex(page)} is not a whole number >= 0`);
+    }
+  }
+  if (typeof options.targetDone !== "function") throw new TypeError("LazyRestoreMonitor: targetDone must be a function");
+  if (options.threadName !== undefined && typeof options.threadName !== "string") {
+    throw new TypeError("LazyRestoreMonitor: threadName must be a string");
+  }
+}
+
+/** Creates a lazy-restore monitor and spawns its thread on `scheduler`; throws TypeError unless `scheduler` is a Scheduler. */
 export function spawnLazyRestore(scheduler: Scheduler, options: LazyRestoreOptions): LazyRestoreMonitor {
+  if (!(scheduler instanceof Scheduler)) throw new TypeError("spawnLazyRestore: scheduler must be a Scheduler");
   const monitor = new LazyRestoreMonitor(options);
   scheduler.spawn(options.threadName ?? "monitor", (thread) => monitor.run(thread));
   return monitor;

@@ -24,6 +24,8 @@ export class Oracle {
 
   /** Starts tracking process `pid` with the snapshot `pages` (page address → contents). */
   addProcess(pid: number, pages: ReadonlyMap<number, Uint8Array>): void {
+    checkWhole(pid, "pid");
+    if (!(pages instanceof Map)) throw new TypeError("oracle: pages must be a Map of page address to contents");
     const copy = new Map<number, Uint8Array>();
     for (const [address, contents] of pages) {
       checkPage(address, contents);
@@ -34,12 +36,17 @@ export class Oracle {
 
   /** Applies a write of `data` at `address` by process `pid`. Throws RangeError for a write to unmapped memory. */
   write(pid: number, address: number, data: Uint8Array): void {
+    checkWhole(address, "address");
+    if (!(data instanceof Uint8Array)) throw new TypeError("oracle: data must be a Uint8Array");
     const pages = this.pages(pid);
+    // Every page is checked before the first byte is written, so a failed write changes nothing.
+    for (let page = pageStart(address); page < address + data.length; page += PAGE_SIZE) {
+      if (!pages.has(page)) throw new RangeError(`oracle: process ${pid} writes unmapped memory at ${hex(Math.max(page, address))}`);
+    }
     for (let done = 0; done < data.length; ) {
       const at = address + done;
       const page = pageStart(at);
-      const contents = pages.get(page);
-      if (contents === undefined) throw new RangeError(`oracle: process ${pid} writes unmapped memory at ${hex(at)}`);
+      const contents = pages.get(page)!;
       const length = Math.min(data.length - done, page + PAGE_SIZE - at);
       contents.set(data.subarray(done, done + length), at - page);
       done += length;
@@ -48,6 +55,7 @@ export class Oracle {
 
   /** Zeroes the mapped pages of [start, end) of process `pid`, as MADV_DONTNEED on private anonymous memory does. */
   zero(pid: number, start: number, end: number): void {
+    checkRange(start, end);
     const pages = this.pages(pid);
     for (let page = start; page < end; page += PAGE_SIZE) {
       if (pages.has(page)) pages.set(page, new Uint8Array(PAGE_SIZE));
@@ -56,6 +64,8 @@ export class Oracle {
 
   /** Moves the pages of [from, from + length) of process `pid` to `to` (mremap of a whole range). */
   move(pid: number, from: number, to: number, length: number): void {
+    checkRange(from, from + checkWhole(length, "length"));
+    checkRange(to, to + length);
     const pages = this.pages(pid);
     const moved: Array<[number, Uint8Array]> = [];
     for (let offset = 0; offset < length; offset += PAGE_SIZE) {
@@ -69,6 +79,7 @@ export class Oracle {
 
   /** Forgets the pages of [start, end) of process `pid`: reads there must raise SIGSEGV. */
   unmap(pid: number, start: number, end: number): void {
+    checkRange(start, end);
     const pages = this.pages(pid);
     for (let page = start; page < end; page += PAGE_SIZE) pages.delete(page);
   }
@@ -80,6 +91,8 @@ export class Oracle {
 
   /** Returns the bytes process `pid` must read at [address, address + length), or null when a page of it is unmapped. */
   expected(pid: number, address: number, length: number): Uint8Array | null {
+    checkWhole(address, "address");
+    checkWhole(length, "length");
     const pages = this.pages(pid);
     const out = new Uint8Array(length);
     for (let done = 0; done < length; ) {
@@ -100,6 +113,10 @@ export class Oracle {
    * differ. Returns the violation text, or null when the read is right.
    */
   checkRead(reader: string, pid: number, address: number, length: number, outcome: ReadOutcome): string | null {
+    if (typeof reader !== "string") throw new TypeError("oracle: reader must be a string");
+    if (!(outcome instanceof Uint8Array) && !(outcome instanceof SignalError)) {
+      throw new TypeError("oracle: outcome must be a Uint8Array or a SignalError");
+    }
     const expected = this.expected(pid, address, length);
     const isSegv = outcome instanceof SignalError && outcome.signo === SIGSEGV;
     const same = expected === null ? isSegv : !(outcome instanceof SignalError) && equalBytes(expected, outcome);
@@ -113,6 +130,7 @@ export class Oracle {
   }
 
   private pages(pid: number): Map<number, Uint8Array> {
+    checkWhole(pid, "pid");
     const pages = this.memory.get(pid);
     if (pages === undefined) throw new RangeError(`oracle: process ${pid} is not tracked`);
     return pages;
@@ -183,7 +201,24 @@ function pageStart(address: number): number {
   return address - (address % PAGE_SIZE);
 }
 
+/** Returns `value`; throws TypeError unless it is a number and RangeError unless it is a whole number >= 0. */
+function checkWhole(value: number, name: string): number {
+  if (typeof value !== "number") throw new TypeError(`oracle: ${name} must be a number, got ${value === null ? "null" : typeof value}`);
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`oracle: ${name} must be a whole number >= 0, got ${value}`);
+  return value;
+}
+
+/** Throws unless `start` and `end` are whole numbers, `start` is page aligned and `end` is not below it. */
+function checkRange(start: number, end: number): void {
+  checkWhole(start, "start");
+  checkWhole(end, "end");
+  if (start % PAGE_SIZE !== 0) throw new RangeError(`oracle: range start ${hex(start)} is not page aligned`);
+  if (end < start) throw new RangeError(`oracle: range end ${hex(end)} is below its start ${hex(start)}`);
+}
+
 function checkPage(address: number, contents: Uint8Array): void {
+  checkWhole(address, "page address");
+  if (!(contents instanceof Uint8Array)) throw new TypeError(`oracle: contents of page ${hex(address)} must be a Uint8Array`);
   if (address % PAGE_SIZE !== 0) throw new RangeError(`oracle: page address ${hex(address)} is not page aligned`);
   if (contents.length !== PAGE_SIZE) throw new RangeError(`oracle: page ${hex(address)} has ${contents.length} bytes, not ${PAGE_SIZE}`);
 }

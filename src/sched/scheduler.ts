@@ -137,7 +137,9 @@ export class Scheduler {
   private failedThread: string | null = null;
   private running = false;
 
+  /** Throws TypeError unless `choose` is a function. */
   constructor(choose: ChooseFn) {
+    if (typeof choose !== "function") throw new TypeError(`Scheduler: choose must be a strategy function such as fifo(), got ${typeof choose}`);
     this.choose = choose;
   }
 
@@ -148,6 +150,8 @@ export class Scheduler {
 
   /** Adds a thread; it first runs when the scheduler picks it. */
   spawn(name: string, body: (thread: SimThread) => Promise<void>): SimThread {
+    if (typeof name !== "string") throw new TypeError(`spawn: name must be a string, got ${typeof name}`);
+    if (typeof body !== "function") throw new TypeError(`spawn: body must be an async function, got ${typeof body}`);
     const thread = new SimThread(this, this.threads.length, name, body);
     this.threads.push(thread);
     return thread;

@@ -14,8 +14,12 @@ export function fifo(): ChooseFn {
 /**
  * Returns a seeded pseudo-random generator of floats in [0, 1)
  * (mulberry32: 32-bit state, enough for choosing among a few threads).
+ * Seeds are taken modulo 2^32. Throws TypeError unless `seed` is a number
+ * and RangeError unless it is a whole number.
  */
 export function seededRandom(seed: number): () => number {
+  if (typeof seed !== "number") throw new TypeError(`seed must be a number, got ${typeof seed}`);
+  if (!Number.isSafeInteger(seed)) throw new RangeError(`seed must be a whole number, got ${seed}`);
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
@@ -40,9 +44,14 @@ export class ReplayMismatch extends Error {
 /**
  * Replays recorded choices: decision i takes `choices[i]`. A decision past
  * the end of the record, or a choice the ready set cannot take, throws
- * ReplayMismatch, because the run has diverged from the recording.
+ * ReplayMismatch, because the run has diverged from the recording. Throws
+ * TypeError unless `choices` is an array, and RangeError for a choice that
+ * is not a whole number >= 0.
  */
 export function replay(choices: readonly number[]): ChooseFn {
+  if (!Array.isArray(choices)) throw new TypeError("replay: choices must be an array of thread indexes");
+  const bad = choices.findIndex((choice) => !Number.isSafeInteger(choice) || choice < 0);
+  if (bad >= 0) throw new RangeError(`replay: choices[${bad}] must be a whole number >= 0, got ${String(choices[bad])}`);
   return (ready, decision) => {
     const choice = choices[decision];
     if (choice === undefined) {
