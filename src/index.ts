@@ -2,7 +2,7 @@
 // core runs in WebAssembly.
 
 export * from "./constants.js";
-export { Kernel, type KernelOptions, type KernelStats } from "./mm/kernel.js";
+export { Kernel, MAX_FRAMES, MAX_MEMORY, type KernelOptions, type KernelStats } from "./mm/kernel.js";
 export { Process, MADV_DONTNEED, MADV_REMOVE, type MmapOptions } from "./mm/process.js";
 export { Userfaultfd } from "./uffd/userfaultfd.js";
 export { KERNEL_VERSIONS, kernelProfile, type KernelProfile, type KernelVersion } from "./mm/profile.js";
@@ -11,7 +11,8 @@ export type { CopyArgs, CopyResult, ZeropageArgs, ZeropageResult } from "./uffd/
 export type { ContinueArgs, ContinueResult, MoveArgs, MoveResult, PoisonArgs, PoisonResult, WriteprotectArgs } from "./uffd/ioctls.js";
 export { MappedFile, type FileKind } from "./mm/file.js";
 export type { UffdMsg, PagefaultMsg, ForkMsg, ReadResult, ReadError } from "./uffd/messages.js";
-export { KernelError, SignalError } from "./errors.js";
+export { KernelError, KernelFailedError, SignalError } from "./errors.js";
+export { checkInvariants, InvariantViolation, type InvariantFinding, type InvariantRule } from "./check/invariants.js";
 export { WasmCoreAbort, wasmSha256, type CoreBuild } from "./wasm/core.js";
 export {
   UFFDIO_API, UFFDIO_REGISTER, UFFDIO_UNREGISTER, UFFDIO_WAKE, UFFDIO_COPY, UFFDIO_ZEROPAGE, UFFDIO_MOVE,

@@ -1,8 +1,9 @@
-// Page-table walks: kernel.core.exports.pte_read(pgd, va) over every page
-// of a populated region, in address order and in a fixed random order, in
-// walks per second. Each walk is one JS-to-wasm call, so a third figure
-// times an export that does no work (frames_used) to show how much of a
-// walk the call itself costs.
+// Page-table walks over every page of a populated region, in address order
+// and in a fixed random order, in walks per second: first from JS, one
+// kernel.core.exports.pte_read(pgd, va) call per walk, then inside wasm
+// (pte_walk_bench, one call per pass), which times the walk alone. A fifth
+// figure times an export that does no work (frames_used) to show how much
+// of a walk from JS the call itself costs.
 //
 // The region is populated with UFFDIO_ZEROPAGE: every PTE is present (it
 // maps the shared zero frame), so the walk reaches the last level without
@@ -12,12 +13,13 @@ import { UFFD_API, UFFDIO_REGISTER_MODE_MISSING, Kernel } from "../../src/index.
 import { PAGE_SIZE, formatBytes, formatPages, type SuiteContext } from "../config.js";
 import { measureTasks, summaryOf, type TaskSpec } from "../measure.js";
 import { rateFigure, type Figure } from "../stats.js";
+import { WALK_RANDOM } from "../../src/wasm/core.js";
 // NOTE: the seeded generator is not re-exported by src/index.ts.
 import { seededRandom } from "../../src/sched/strategies.js";
 
 export const WALK_SUITE = "walk";
-export const WALK_GROUP = "page-table walk (pte_read from JS, 4-level tables)";
-export const walkId = (order: "sequential" | "random" | "call_overhead") => `walk.${order}`;
+export const WALK_GROUP = "page-table walk (4-level tables, from JS and inside wasm)";
+export const walkId = (order: "sequential" | "random" | "sequential_in_wasm" | "random_in_wasm" | "call_overhead") => `walk.${order}`;
 /** Seed of the random walk order: the same addresses in the same order on every run. */
 const WALK_SEED = 0x5eed;
 
@@ -60,12 +62,19 @@ export async function runWalk(context: SuiteContext): Promise<Figure[]> {
     if (present !== addresses.length) throw new Error(`pte_read found ${present} of ${addresses.length} PTEs present`);
     sink += present;
   };
+  const walkInWasm = (flags: number) => {
+    const present = exports.pte_walk_bench(pgd, region, pages, flags, WALK_SEED, 1);
+    if (present !== pages) throw new Error(`pte_walk_bench found ${present} of ${pages} PTEs present`);
+    sink += present;
+  };
   const callOnly = () => {
     for (let i = 0; i < pages; i++) sink += exports.frames_used();
   };
   const tasks: TaskSpec[] = [
     { name: walkId("sequential"), fn: () => walk(sequential), async: false },
     { name: walkId("random"), fn: () => walk(random), async: false },
+    { name: walkId("sequential_in_wasm"), fn: () => walkInWasm(0), async: false },
+    { name: walkId("random_in_wasm"), fn: () => walkInWasm(WALK_RANDOM), async: false },
     { name: walkId("call_overhead"), fn: callOnly, async: false },
   ];
   progress.task(`timing ${tasks.length} tasks`);
@@ -76,6 +85,18 @@ export async function runWalk(context: SuiteContext): Promise<Figure[]> {
   const figures = [
     rateFigure({ id: walkId("sequential"), name: `walk, sequential over ${formatPages(pages)} pages`, group: WALK_GROUP, suite: WALK_SUITE, counts }, summaryOf(summaries, walkId("sequential")), pages, "walks/s"),
     rateFigure({ id: walkId("random"), name: `walk, random order over ${formatPages(pages)} pages`, group: WALK_GROUP, suite: WALK_SUITE, counts }, summaryOf(summaries, walkId("random")), pages, "walks/s"),
+    rateFigure(
+      { id: walkId("sequential_in_wasm"), name: `walk inside wasm, sequential over ${formatPages(pages)} pages`, group: WALK_GROUP, suite: WALK_SUITE, counts, note: "pte_walk_bench: one call walks every page" },
+      summaryOf(summaries, walkId("sequential_in_wasm")),
+      pages,
+      "walks/s",
+    ),
+    rateFigure(
+      { id: walkId("random_in_wasm"), name: `walk inside wasm, random order over ${formatPages(pages)} pages`, group: WALK_GROUP, suite: WALK_SUITE, counts, note: "pte_walk_bench: xorshift order fixed by the seed, pages may repeat" },
+      summaryOf(summaries, walkId("random_in_wasm")),
+      pages,
+      "walks/s",
+    ),
     rateFigure(
       {
         id: walkId("call_overhead"),

@@ -12,9 +12,10 @@ import { VM_UFFD_MINOR, VM_UFFD_MISSING, VM_UFFD_WP, type Vma } from "./vma.js";
  * Resolves a fault on a page with no present entry, with the mmap_lock held
  * for read; the lock is released before this returns. Returns null when the
  * access can be retried at once, or a promise that settles when a
- * userfaultfd wake lets the faulting thread retry.
+ * userfaultfd wake lets the faulting thread retry: true when its process
+ * exited meanwhile.
  */
-export function handleMissingFault(process: Process, vma: Vma, address: number, write: boolean, kernelMode: boolean): Promise<void> | null {
+export function handleMissingFault(process: Process, vma: Vma, address: number, write: boolean, kernelMode: boolean): Promise<boolean> | null {
   const mm = process.mm;
   const ctx = vma.uffdCtx;
   // A write to a uffd-wp marker is a WP fault first; a read treats it as none.
@@ -23,7 +24,7 @@ export function handleMissingFault(process: Process, vma: Vma, address: number, 
   }
   if (vma.file !== null) return handleFileFault(process, vma, address, write, kernelMode);
   if (ctx !== null && (vma.uffdFlags & VM_UFFD_MISSING) !== 0 && !ctx.released) {
-    const sleep = handleUserfault(process, address, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0, kernelMode);
+    const sleep = handleUserfault(process, vma, address, write ? UFFD_PAGEFAULT_FLAG_WRITE : 0, kernelMode);
     mm.lock.readUnlock();
     return sleep;
   }
@@ -42,11 +43,11 @@ export function handleMissingFault(process: Process, vma: Vma, address: number, 
  * bit is stale and is simply dropped. Returns null to retry at once, or
  * the promise of the WP fault's wake.
  */
-export function handleWpFault(process: Process, vma: Vma, address: number, kernelMode: boolean): Promise<void> | null {
+export function handleWpFault(process: Process, vma: Vma, address: number, kernelMode: boolean): Promise<boolean> | null {
   const ctx = vma.uffdCtx;
   const registered = ctx !== null && (vma.uffdFlags & VM_UFFD_WP) !== 0 && !ctx.released;
   if (registered && (ctx.features & UFFD_FEATURE_WP_ASYNC) === 0) {
-    const sleep = handleUserfault(process, address, UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP, kernelMode);
+    const sleep = handleUserfault(process, vma, address, UFFD_PAGEFAULT_FLAG_WRITE | UFFD_PAGEFAULT_FLAG_WP, kernelMode);
     process.mm.lock.readUnlock();
     return sleep;
   }
@@ -63,7 +64,7 @@ export function handleWpFault(process: Process, vma: Vma, address: number, kerne
  * fault in a MISSING-registered VMA, else gets a zeroed page in the cache.
  * A private mapping maps cache pages read-only, so a write copies them.
  */
-function handleFileFault(process: Process, vma: Vma, address: number, write: boolean, kernelMode: boolean): Promise<void> | null {
+function handleFileFault(process: Process, vma: Vma, address: number, write: boolean, kernelMode: boolean): Promise<boolean> | null {
   const mm = process.mm;
   const core = process.kernel.core.exports;
   const file = vma.file!;
@@ -82,12 +83,12 @@ function handleFileFault(process: Process, vma: Vma, address: number, write: boo
   }
   let frame = core.cache_lookup(file.cache, offset) >>> 0;
   if (frame !== 0 && live && (vma.uffdFlags & VM_UFFD_MINOR) !== 0) {
-    const sleep = handleUserfault(process, address, writeFlag | UFFD_PAGEFAULT_FLAG_MINOR, kernelMode);
+    const sleep = handleUserfault(process, vma, address, writeFlag | UFFD_PAGEFAULT_FLAG_MINOR, kernelMode);
     mm.lock.readUnlock();
     return sleep;
   }
   if (frame === 0 && live && (vma.uffdFlags & VM_UFFD_MISSING) !== 0) {
-    const sleep = handleUserfault(process, address, writeFlag, kernelMode);
+    const sleep = handleUserfault(process, vma, address, writeFlag, kernelMode);
     mm.lock.readUnlock();
     return sleep;
   }
@@ -106,8 +107,7 @@ function handleFileFault(process: Process, vma: Vma, address: number, write: boo
  * the context was created with UFFD_USER_MODE_ONLY: the system call then
  * fails with EFAULT.
  */
-function handleUserfault(process: Process, address: number, flags: number, kernelMode: boolean): Promise<void> {
-  const vma = process.mm.vmaLookup(address)!;
+function handleUserfault(process: Process, vma: Vma, address: number, flags: number, kernelMode: boolean): Promise<boolean> {
   const ctx = vma.uffdCtx!;
   if ((ctx.features & UFFD_FEATURE_SIGBUS) !== 0) {
     process.mm.lock.readUnlock();
@@ -119,7 +119,5 @@ function handleUserfault(process: Process, address: number, flags: number, kerne
   }
   const ptid = (ctx.features & UFFD_FEATURE_THREAD_ID) !== 0 ? process.pid : 0;
   const exact = (ctx.features & UFFD_FEATURE_EXACT_ADDRESS) !== 0;
-  return ctx.queueFault(process.mm, address, flags, ptid, exact).then((exited) => {
-    if (exited) throw new Error(`process ${process.pid} exited while its access at 0x${address.toString(16)} was blocked on a fault`);
-  });
+  return ctx.queueFault(process.mm, address, flags, ptid, exact);
 }

@@ -94,7 +94,9 @@ export async function forkProcess(parent: Process): Promise<Process> {
       // Before Linux 6.12 a failed fork still sent its FORK events, each
       // naming a context whose address space is already gone.
       for (const [parentCtx, childCtx] of contexts) {
-        await parentCtx.eventWaitCompletion(UFFD_EVENT_FORK, childCtx);
+        const read = await parentCtx.eventWaitCompletion(UFFD_EVENT_FORK, childCtx);
+        // An event unlinked unread drops its child context with it.
+        if (!read) kernel.contexts.delete(childCtx);
         parentCtx.lowerMmapChanging();
       }
     } else {
@@ -113,14 +115,20 @@ export async function forkProcess(parent: Process): Promise<Process> {
   for (const [parentCtx, childCtx] of contexts) {
     const read = await parentCtx.eventWaitCompletion(UFFD_EVENT_FORK, childCtx);
     if (!read) {
-      // The parent context was released before the event was read: the
-      // child's VMAs lose their registration to the orphaned context.
+      // The event was unlinked unread, because the parent context was
+      // released or the parent is exiting: the child's VMAs lose their
+      // registration to the orphaned context.
       child.mm.lock.writeLock();
       for (const vma of child.mm.vmaList()) if (vma.uffdCtx === childCtx) vma.resetUffd();
       child.mm.lock.writeUnlock();
       kernel.contexts.delete(childCtx);
     }
     parentCtx.lowerMmapChanging();
+  }
+  if (parent.exited) {
+    // Killed while waiting: copy_process fails and frees the child.
+    child.exit();
+    throw new Error(`fork: process ${parent.pid} exited while its FORK event was unread, so the child is gone`);
   }
   return child;
 }

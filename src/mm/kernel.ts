@@ -18,7 +18,12 @@ export interface KernelOptions {
    * default) keeps the version's gate; it is an error with kernel "4.17".
    */
   mmapChangingGate?: boolean;
-  /** Most simulated physical memory, in bytes (default 1 GiB, at most about 4 GiB). */
+  /**
+   * The most simulated physical memory, in bytes: the frame cap is
+   * maxMemory / 4096, and frames run out (ENOMEM) there. Default 1 GiB, at
+   * most MAX_MEMORY. Linear memory grows on demand, so a large cap costs
+   * host memory only for the frames in use.
+   */
   maxMemory?: number;
   /** Lowest address mmap and the range checks accept (vm.mmap_min_addr; default 65536). */
   mmapMinAddr?: number;
@@ -30,7 +35,7 @@ export interface KernelOptions {
 
 /** Deterministic counts of work done, for benchmarks and tests. */
 export interface KernelStats {
-  /** UFFDIO_COPY and UFFDIO_ZEROPAGE calls. */
+  /** Calls of UFFDIO_COPY, ZEROPAGE, CONTINUE, POISON, MOVE and WRITEPROTECT after UFFDIO_API, failed ones included. */
   ioctls: number;
   pagesCopied: number;
   pagesZeroed: number;
@@ -43,9 +48,29 @@ export interface KernelStats {
   forks: number;
 }
 
+/** Returns `options[field]`, undefined when absent; throws TypeError unless `options` is an object and the field a boolean. */
+function optionalBoolean(options: object, call: string, field: string): boolean | undefined {
+  if (typeof options !== "object" || options === null) throw new TypeError(`${call}: options must be an object`);
+  const value = (options as Record<string, unknown>)[field];
+  if (value !== undefined && typeof value !== "boolean") throw new TypeError(`${call}: ${field} must be a boolean, got ${typeof value}`);
+  return value as boolean | undefined;
+}
+
 /** I/O window for process reads and writes: 256 KiB, so one access call moves up to 64 pages. */
 const IO_WINDOW_PAGES = 64;
 const DEFAULT_MAX_MEMORY = 1 << 30;
+
+/**
+ * The largest maxMemory supported: 4080 MiB (4 GiB - 16 MiB), 1,044,480
+ * frames. wasm32 linear memory is at most 4 GiB, and besides the frames it
+ * contains 9 bytes of metadata per frame (9 MiB at this size), the 256 KiB
+ * I/O window and the module's static data. With today's core the layout
+ * fits up to 1,046,212 frames (about 4086.8 MiB), and the 16 MiB margin
+ * keeps this constant valid as the static data grows.
+ */
+export const MAX_MEMORY = 4080 * 1024 * 1024;
+/** The largest frame cap: MAX_MEMORY / 4096 = 1,044,480 frames of 4 KiB. */
+export const MAX_FRAMES = MAX_MEMORY / PAGE_SIZE;
 
 export class Kernel {
   readonly core: WasmCore;
@@ -80,20 +105,30 @@ export class Kernel {
    */
   static async create(options: KernelOptions = {}): Promise<Kernel> {
     if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
-    const profile = kernelProfile(options.kernel ?? "6.18");
+    // Only an absent option takes its default; null is a wrong type.
+    const profile = kernelProfile(options.kernel === undefined ? "6.18" : options.kernel);
     const gate = options.mmapChangingGate;
     if (gate !== undefined && typeof gate !== "boolean") throw new TypeError(`mmapChangingGate must be a boolean, got ${typeof gate}`);
     if (gate === true && profile.gate === "none") {
       throw new RangeError(`kernel ${profile.version} has no mmap_changing gate; use kernel "4.18" or later`);
     }
-    const maxMemory = options.maxMemory ?? DEFAULT_MAX_MEMORY;
-    if (typeof maxMemory !== "number" || !Number.isSafeInteger(maxMemory) || maxMemory < 2 * PAGE_SIZE) {
+    const maxMemory = options.maxMemory === undefined ? DEFAULT_MAX_MEMORY : options.maxMemory;
+    if (typeof maxMemory !== "number") throw new TypeError(`maxMemory must be a number, got ${typeof maxMemory}`);
+    if (!Number.isSafeInteger(maxMemory) || maxMemory < 2 * PAGE_SIZE) {
       throw new RangeError(`maxMemory must be a whole number of bytes >= 8192, got ${String(maxMemory)}`);
     }
-    const build = options.build ?? "release";
+    if (maxMemory > MAX_MEMORY) {
+      throw new RangeError(`maxMemory ${maxMemory} is above the maximum MAX_MEMORY = ${MAX_MEMORY} bytes (${MAX_FRAMES} frames of 4 KiB)`);
+    }
+    const build = options.build === undefined ? "release" : options.build;
     if (build !== "release" && build !== "debug") throw new TypeError(`build must be "release" or "debug", got ${String(build)}`);
-    const minAddr = options.mmapMinAddr ?? 65536;
-    if (typeof minAddr !== "number" || !Number.isSafeInteger(minAddr) || minAddr < 0 || minAddr % PAGE_SIZE !== 0) {
+    const unprivileged = options.unprivilegedUserfaultfd;
+    if (unprivileged !== undefined && typeof unprivileged !== "boolean") {
+      throw new TypeError(`unprivilegedUserfaultfd must be a boolean, got ${typeof unprivileged}`);
+    }
+    const minAddr = options.mmapMinAddr === undefined ? 65536 : options.mmapMinAddr;
+    if (typeof minAddr !== "number") throw new TypeError(`mmapMinAddr must be a number, got ${typeof minAddr}`);
+    if (!Number.isSafeInteger(minAddr) || minAddr < 0 || minAddr % PAGE_SIZE !== 0) {
       throw new RangeError(`mmapMinAddr must be a page-aligned whole number, got ${String(minAddr)}`);
     }
     const core = await WasmCore.create(build, Math.floor(maxMemory / PAGE_SIZE), IO_WINDOW_PAGES);
@@ -105,9 +140,12 @@ export class Kernel {
    * userfaultfd, file and frame is dropped at once, and the counters and
    * process ids start again. Much cheaper than creating a kernel, for
    * running many short scenarios. Objects from before the reset must not
-   * be used after it.
+   * be used after it. A kernel whose wasm core failed cannot be reset: this
+   * throws KernelFailedError, because the failure may have damaged memory
+   * that the reset keeps (the layout, the grown memory).
    */
   reset(): void {
+    this.core.checkUsable();
     for (const process of this.processes.values()) process.markExited();
     this.processes.clear();
     this.contexts.clear();
@@ -145,7 +183,8 @@ export class Kernel {
    * drops CAP_SYS_PTRACE (the default is a root process).
    */
   createProcess(options: { privileged?: boolean } = {}): Process {
-    const process = this.spawnProcess(options.privileged !== false);
+    const privileged = optionalBoolean(options, "createProcess", "privileged") ?? true;
+    const process = this.spawnProcess(privileged);
     if (process === null) throw new RangeError("createProcess: no frame left for a page table");
     return process;
   }
@@ -166,7 +205,7 @@ export class Kernel {
    * of it cannot be made writable, and registering it fails with EPERM.
    */
   memfdCreate(name: string, size: number, options: { readOnly?: boolean } = {}): MappedFile {
-    return this.createMappedFile("shmem", name, size, options.readOnly === true);
+    return this.createMappedFile("shmem", name, size, optionalBoolean(options, "memfdCreate", "readOnly") ?? false);
   }
 
   /**
@@ -174,7 +213,7 @@ export class Kernel {
    * with `readOnly`. Its mappings cannot be registered with userfaultfd.
    */
   createFile(name: string, size: number, options: { readOnly?: boolean } = {}): MappedFile {
-    return this.createMappedFile("regular", name, size, options.readOnly === true);
+    return this.createMappedFile("regular", name, size, optionalBoolean(options, "createFile", "readOnly") ?? false);
   }
 
   /** Creates the hidden shmem file behind a shared anonymous mapping, closed from the start. */
@@ -189,7 +228,8 @@ export class Kernel {
 
   private createMappedFile(kind: FileKind, name: string, size: number, readOnly: boolean): MappedFile {
     if (typeof name !== "string") throw new TypeError("name must be a string");
-    if (typeof size !== "number" || !Number.isSafeInteger(size) || size < 0) {
+    if (typeof size !== "number") throw new TypeError(`size must be a number, got ${size === null ? "null" : typeof size}`);
+    if (!Number.isSafeInteger(size) || size < 0) {
       throw new RangeError(`size must be a whole number of bytes, got ${String(size)}`);
     }
     const cache = this.core.exports.pgd_alloc() >>> 0;
@@ -201,6 +241,7 @@ export class Kernel {
 
   /** Frees the page cache of every closed file that no live VMA maps. */
   releaseUnusedFiles(): void {
+    this.core.checkUsable();
     for (const file of this.files) {
       if (!file.closed) continue;
       let mapped = false;
@@ -225,6 +266,15 @@ export class Kernel {
   /** The maximum number of frames this kernel can have in use. */
   get framesCapacity(): number {
     return this.core.exports.frames_capacity() >>> 0;
+  }
+
+  /**
+   * The error that made this kernel unusable (the first throw out of its
+   * wasm core), or null. Once set, every method of the kernel and of its
+   * processes, userfaultfds and files throws KernelFailedError.
+   */
+  get failure(): unknown {
+    return this.core.failure;
   }
 
   /** SHA-256 of the wasm binary this kernel runs. */

@@ -40,8 +40,10 @@ interface RemapEvents {
 /**
  * mremap(2): resizes or moves the mapping at [oldAddress, oldAddress +
  * oldSize). Settles with the new address, or a negative errno: -EINVAL for
- * bad alignment, sizes or flags, -EFAULT when the old range is not inside
- * one mapping, -ENOMEM when it cannot grow in place and may not move.
+ * bad alignment, flags, a zero size or a new size past TASK_SIZE (as
+ * check_mremap_params does since Linux 6.17), -EFAULT when the old range is
+ * not inside one mapping, -ENOMEM when it cannot grow in place and may not
+ * move.
  */
 export async function mremap(
   process: Process, oldAddress: number, oldSize: number, newSize: number, flags: number, newAddress?: number,
@@ -51,15 +53,20 @@ export async function mremap(
   const newLen = roundUp(asU64(requireNumber(newSize, "newSize")));
   const flagBits = asU64(requireNumber(flags, "flags"));
   const fixed = (flagBits & MREMAP_FIXED) !== 0;
-  const target = fixed ? asU64(requireNumber(newAddress ?? NaN, "newAddress")) : 0;
-  if (!pageAligned(old) || !hasOnlyBits(flagBits, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) return -EINVAL;
+  if (newAddress !== undefined) requireNumber(newAddress, "newAddress");
+  // An address asU64 turned into Infinity counts as unaligned.
+  if (!pageAligned(old) || old === Infinity || !hasOnlyBits(flagBits, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) return -EINVAL;
+  if (fixed && newAddress === undefined) throw new TypeError("newAddress must be a number with MREMAP_FIXED, got undefined");
+  const target = fixed ? asU64(newAddress!) : 0;
   // NOTE: MREMAP_DONTUNMAP is not modelled; it is rejected here.
   if ((flagBits & MREMAP_DONTUNMAP) !== 0) return -EINVAL;
   if (fixed && (flagBits & MREMAP_MAYMOVE) === 0) return -EINVAL;
-  if (newLen === 0 || oldLen === 0 || !Number.isFinite(newLen) || old + oldLen > TASK_SIZE) return -EINVAL;
+  if (newLen === 0 || oldLen === 0 || newLen > TASK_SIZE) return -EINVAL;
   if (fixed && (!pageAligned(target) || target + newLen > TASK_SIZE || (target < old + oldLen && old < target + newLen))) {
     return -EINVAL;
   }
+  // No mapping reaches past TASK_SIZE, so the VMA lookup fails there.
+  if (old + oldLen > TASK_SIZE) return -EFAULT;
 
   const mm = process.mm;
   const events: RemapEvents = { targetUnmaps: [], remap: null, oldUnmaps: [], oldUnmapStart: 0, oldUnmapEnd: 0 };
@@ -117,8 +124,9 @@ function mremapLocked(
     if (target < 0) return -ENOMEM;
   }
 
-  // move_vma: the new VMA takes the attributes and the page tables.
-  const source = mm.isolateRange(vma, old, old + oldLen);
+  // move_vma: the new VMA takes the attributes and the page tables. The
+  // unmap of a MREMAP_FIXED target may have split `vma`, so look it up again.
+  const source = mm.isolateRange(mm.vmaLookup(old)!, old, old + oldLen);
   const moved = source.clone();
   moved.start = target;
   moved.end = target + newLen;

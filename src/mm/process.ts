@@ -7,7 +7,7 @@ import {
   EACCES, EFAULT, EINVAL, ENOMEM, EPERM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
   SIGBUS, SIGSEGV, TASK_SIZE, O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY,
 } from "../constants.js";
-import { KernelError, SignalError, asU64, hasOnlyBits, requireNumber } from "../errors.js";
+import { KernelError, SignalError, asU64, hasOnlyBits, requireNumber, requireObject } from "../errors.js";
 import { ACCESS_SHARED, ACCESS_VMA_WRITE, ACCESS_WRITE, FAULT_ACCESS, FAULT_MISSING, FAULT_POISON, FAULT_WP } from "../wasm/core.js";
 import { UffdContext } from "../uffd/context.js";
 import { Userfaultfd } from "../uffd/userfaultfd.js";
@@ -60,6 +60,7 @@ export class Process {
   }
 
   private checkAlive(call: string): void {
+    this.kernel.core.checkUsable();
     if (this.exitedFlag) throw new Error(`${call}: process ${this.pid} has exited`);
   }
 
@@ -68,19 +69,28 @@ export class Process {
    * system call does: -EINVAL for a zero length, unknown flags, not exactly
    * one of MAP_SHARED and MAP_PRIVATE, a file with MAP_ANONYMOUS or none
    * without it, or an unaligned MAP_FIXED address or offset; -EACCES for a
-   * writable shared mapping of a read-only file; -ENOMEM when no range is
-   * free. MAP_SHARED | MAP_ANONYMOUS maps a new shmem object.
+   * writable shared mapping of a read-only file; -ENOMEM for a length or a
+   * MAP_FIXED range past TASK_SIZE, or when no range is free; -EPERM for a
+   * MAP_FIXED address below mmapMinAddr. MAP_SHARED | MAP_ANONYMOUS maps a
+   * new shmem object. Throws TypeError for arguments of the wrong type,
+   * MAP_FIXED without an address, and a file of another Kernel.
+   *
+   * NOTE: Linux ignores prot and flag bits it does not know, and accepts
+   * PROT_EXEC; this model rejects every bit it does not model with -EINVAL.
    */
   mmap(length: number, options: MmapOptions = {}): number {
     this.checkAlive("mmap");
     requireNumber(length, "length");
-    const prot = options.prot ?? PROT_READ | PROT_WRITE;
-    const flags = options.flags ?? (options.file ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS);
-    requireNumber(prot, "prot");
-    requireNumber(flags, "flags");
-    const offset = asU64(requireNumber(options.offset ?? 0, "offset"));
+    requireObject(options, "options");
+    // Only an absent field takes its default; null is a wrong type.
+    const prot = options.prot === undefined ? PROT_READ | PROT_WRITE : requireNumber(options.prot, "prot");
+    const defaultFlags = options.file ? MAP_SHARED : MAP_PRIVATE | MAP_ANONYMOUS;
+    const flags = options.flags === undefined ? defaultFlags : requireNumber(options.flags, "flags");
+    const offset = asU64(options.offset === undefined ? 0 : requireNumber(options.offset, "offset"));
     const fileArg = options.file;
     if (fileArg !== undefined && !(fileArg instanceof MappedFile)) throw new TypeError("file must come from Kernel.memfdCreate() or Kernel.createFile()");
+    if (fileArg !== undefined && fileArg.kernel !== this.kernel) throw new TypeError(`file ${fileArg.name} belongs to another Kernel`);
+    const address = options.address === undefined ? undefined : requireNumber(options.address, "address");
     const len = asU64(length);
     if (len === 0 || !hasOnlyBits(asU64(prot), PROT_READ | PROT_WRITE)) return -EINVAL;
     if (!hasOnlyBits(asU64(flags), MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_SHARED)) return -EINVAL;
@@ -96,8 +106,15 @@ export class Process {
 
     let start: number;
     if ((flags & MAP_FIXED) !== 0) {
-      start = asU64(requireNumber(options.address ?? NaN, "address"));
-      if (!pageAligned(start) || start < this.kernel.mmapMinAddr || start + size > TASK_SIZE) return -EINVAL;
+      if (address === undefined) throw new TypeError("address must be a number with MAP_FIXED, got undefined");
+      start = asU64(address);
+      // __get_unmapped_area checks the end against TASK_SIZE, then the
+      // alignment, then mmap_min_addr (in security_mmap_addr).
+      if (start > TASK_SIZE - size) return -ENOMEM;
+      if (!pageAligned(start)) return -EINVAL;
+      // NOTE: Linux lets a caller with CAP_SYS_RAWIO map below
+      // mmap_min_addr, but this model refuses every process.
+      if (start < this.kernel.mmapMinAddr) return -EPERM;
       this.mm.lock.writeLock();
       const contexts = unmapRangeLocked(this, start, start + size);
       this.mm.lock.writeUnlock();
@@ -135,17 +152,21 @@ export class Process {
   /**
    * Changes the protection of [address, address + length) (mprotect(2)),
    * splitting VMAs at the edges; userfaultfd registration is kept. Returns
-   * 0, -EINVAL for an unaligned start or unknown bits, -EACCES for
-   * PROT_WRITE on a shared mapping of a read-only file, -ENOMEM when part of
-   * the range is unmapped (nothing is changed then).
+   * 0 (at once for a zero length), -EINVAL for an unaligned start or unknown
+   * bits, -EACCES for PROT_WRITE on a shared mapping of a read-only file,
+   * -ENOMEM when part of the range is unmapped or past TASK_SIZE (nothing is
+   * changed then).
    */
   mprotect(address: number, length: number, prot: number): number {
     this.checkAlive("mprotect");
     const start = asU64(requireNumber(address, "address"));
     const len = asU64(requireNumber(length, "length"));
     const bits = asU64(requireNumber(prot, "prot"));
-    if (!pageAligned(start) || start + len > TASK_SIZE || !hasOnlyBits(bits, PROT_READ | PROT_WRITE)) return -EINVAL;
+    // do_mprotect_pkey checks the alignment, then a zero length, then the protection bits.
+    if (!pageAligned(start)) return -EINVAL;
     if (len === 0) return 0;
+    if (!hasOnlyBits(bits, PROT_READ | PROT_WRITE)) return -EINVAL;
+    if (start + len > TASK_SIZE) return -ENOMEM;
     const end = start + Math.ceil(len / PAGE_SIZE) * PAGE_SIZE;
     const mm = this.mm;
     mm.lock.writeLock();
@@ -196,29 +217,39 @@ export class Process {
    * Reads `length` bytes at `address`, as the process's own loads would.
    * Settles when every byte is read; a fault on a MISSING-registered page
    * waits until the monitor resolves it. Rejects with SignalError on SIGSEGV
-   * or SIGBUS.
+   * or SIGBUS, and with KernelError(ENOMEM) when a fault (a missing page, a
+   * page table, a copy-on-write break) finds no free frame. The kernel would
+   * run the OOM killer and retry the fault, but the model ends the access,
+   * with the pages before the failing one already moved.
    */
   read(address: number, length: number): Promise<Uint8Array> {
     return this.readAccess(address, length, false);
   }
 
   /** Writes `data` at `address`, as the process's own stores would; see read(). */
-  async write(address: number, data: Uint8Array): Promise<void> {
-    if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
-    await this.access(requireNumber(address, "address"), data, true, false);
+  write(address: number, data: Uint8Array): Promise<void> {
+    try {
+      if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
+      const pending = this.access(requireNumber(address, "address"), data, 0, true, false);
+      return pending === null ? Promise.resolve() : pending.then(() => undefined);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
    * Reads user memory from kernel mode, as a system call such as write(2)
    * does with copy_from_user. Settles with { errno: 0, data }, or with
    * { errno: EFAULT } where the access would end in a signal, including a
-   * fault on a userfaultfd created with UFFD_USER_MODE_ONLY.
+   * fault on a userfaultfd created with UFFD_USER_MODE_ONLY, or where a
+   * fault finds no free frame (the kernel's exception fixup turns a
+   * kernel-mode fault that returns VM_FAULT_OOM into EFAULT).
    */
   async copyFromUser(address: number, length: number): Promise<{ readonly errno: number; readonly data?: Uint8Array }> {
     try {
       return { errno: 0, data: await this.readAccess(address, length, true) };
     } catch (error) {
-      if (error instanceof SignalError) return { errno: EFAULT };
+      if (error instanceof SignalError || isOutOfMemory(error)) return { errno: EFAULT };
       throw error;
     }
   }
@@ -227,25 +258,36 @@ export class Process {
   async copyToUser(address: number, data: Uint8Array): Promise<{ readonly errno: number }> {
     if (!(data instanceof Uint8Array)) throw new TypeError("data must be a Uint8Array");
     try {
-      await this.access(requireNumber(address, "address"), data, true, true);
+      await this.access(requireNumber(address, "address"), data, 0, true, true);
       return { errno: 0 };
     } catch (error) {
-      if (error instanceof SignalError) return { errno: EFAULT };
+      if (error instanceof SignalError || isOutOfMemory(error)) return { errno: EFAULT };
       throw error;
     }
   }
 
-  private async readAccess(address: number, length: number, kernelMode: boolean): Promise<Uint8Array> {
-    requireNumber(length, "length");
-    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a whole number >= 0, got ${length}`);
-    const out = new Uint8Array(length);
-    await this.access(requireNumber(address, "address"), out, false, kernelMode);
-    return out;
+  private readAccess(address: number, length: number, kernelMode: boolean): Promise<Uint8Array> {
+    try {
+      requireNumber(length, "length");
+      if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`length must be a whole number >= 0, got ${length}`);
+      const out = allocateBuffer(length);
+      const pending = this.access(requireNumber(address, "address"), out, 0, false, kernelMode);
+      return pending === null ? Promise.resolve(out) : pending;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  private async access(address: number, buffer: Uint8Array, write: boolean, kernelMode: boolean): Promise<void> {
+  /**
+   * Moves `buffer` to or from the process's memory from byte `done` on.
+   * Runs synchronously while no fault sleeps, and returns null when every
+   * byte moved; at a fault that sleeps it returns a promise that goes on
+   * from there after the wake and settles with `buffer`. Signals are thrown
+   * (synchronously before the first sleep).
+   */
+  private access(address: number, buffer: Uint8Array, done: number, write: boolean, kernelMode: boolean): Promise<Uint8Array> | null {
     const core = this.kernel.core;
-    let done = 0;
+    core.checkUsable();
     while (done < buffer.length) {
       this.checkAlive(write ? "write" : "read");
       const at = address + done;
@@ -258,19 +300,21 @@ export class Process {
       }
       const length = Math.min(buffer.length - done, vma.end - at, core.ioSize);
       const io = core.io();
-      if (write) io.set(buffer.subarray(done, done + length));
+      if (write) io.set(length === buffer.length ? buffer : buffer.subarray(done, done + length));
       let flags = (write ? ACCESS_WRITE : 0) | (vma.writable ? ACCESS_VMA_WRITE : 0);
       if (vma.isShared) flags |= ACCESS_SHARED;
       const status = core.exports.access_vm(mm.pgd, at, length, flags);
-      const moved = core.exports.pages_done() >>> 0;
-      if (!write) buffer.set(core.io().subarray(0, moved), done);
+      // A complete access moved every byte, which saves a call into the core.
+      const moved = status === 0 ? length : core.exports.pages_done() >>> 0;
+      // A load allocates nothing, so memory cannot have grown under `io`.
+      if (!write && moved > 0) copyOut(io, buffer, done, moved);
       done += moved;
       if (status === 0) {
         mm.lock.readUnlock();
         continue;
       }
       const faultAt = address + done;
-      let sleep: Promise<void> | null;
+      let sleep: Promise<boolean> | null;
       switch (status) {
         case FAULT_MISSING:
           sleep = handleMissingFault(this, vma, faultAt, write, kernelMode);
@@ -291,8 +335,15 @@ export class Process {
           mm.lock.readUnlock();
           throw new Error(`access_vm returned unexpected status ${status}`);
       }
-      if (sleep !== null) await sleep;
+      if (sleep !== null) {
+        const from = done;
+        return sleep.then((exited) => {
+          if (exited) throw new Error(`process ${this.pid} exited while its access at 0x${faultAt.toString(16)} was blocked on a fault`);
+          return this.access(address, buffer, from, write, kernelMode) ?? buffer;
+        });
+      }
     }
+    return null;
   }
 
   /**
@@ -335,7 +386,8 @@ export class Process {
 
   private createUserfaultfd(flags: number): Userfaultfd {
     if (!hasOnlyBits(asU64(flags), O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY)) {
-      throw new KernelError(EINVAL, `userfaultfd: invalid flags 0x${flags.toString(16)}`);
+      const flagsText = Number.isSafeInteger(flags) && flags >= 0 ? `0x${flags.toString(16)}` : String(flags);
+      throw new KernelError(EINVAL, `userfaultfd: invalid flags ${flagsText}; allowed are O_CLOEXEC, O_NONBLOCK and UFFD_USER_MODE_ONLY`);
     }
     const ctx = new UffdContext(this.kernel, this.mm, flags);
     this.kernel.contexts.add(ctx);
@@ -367,9 +419,14 @@ export class Process {
    * userfaultfd ioctls on it return ESRCH.
    */
   exit(): void {
+    this.kernel.core.checkUsable();
     if (this.exitedFlag) return;
     this.exitedFlag = true;
-    for (const ctx of this.kernel.contexts) ctx.wakeAll((waiter) => waiter.mm === this.mm, true);
+    for (const ctx of this.kernel.contexts) {
+      ctx.wakeAll((waiter) => waiter.mm === this.mm, true);
+      // This process produced every event queued on a context of its mm.
+      if (ctx.mm === this.mm) ctx.abortEvents();
+    }
     for (const file of [...this.files.values()]) file.close();
     const mm = this.mm;
     mm.lock.writeLock();
@@ -380,5 +437,29 @@ export class Process {
     mm.lock.writeUnlock();
     this.kernel.processes.delete(this.pid);
     this.kernel.releaseUnusedFiles();
+  }
+}
+
+/** Returns a zeroed buffer of `length` bytes; throws RangeError naming the length when the engine cannot allocate it. */
+function allocateBuffer(length: number): Uint8Array {
+  try {
+    return new Uint8Array(length);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    throw new RangeError(`length ${length} is too large for a read buffer: ${error.message}`);
+  }
+}
+
+/** Returns whether `error` is the KernelError(ENOMEM) of a fault that found no free frame. */
+function isOutOfMemory(error: unknown): boolean {
+  return error instanceof KernelError && error.errno === ENOMEM;
+}
+
+/** Copies `length` bytes from the start of the I/O window into `buffer` at `at`; short reads skip the view a subarray would allocate. */
+function copyOut(io: Uint8Array, buffer: Uint8Array, at: number, length: number): void {
+  if (length <= 16) {
+    for (let i = 0; i < length; i++) buffer[at + i] = io[i]!;
+  } else {
+    buffer.set(io.subarray(0, length), at);
   }
 }

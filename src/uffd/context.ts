@@ -18,8 +18,16 @@ export interface FaultWaiter {
   readonly address: number;
   readonly msg: PagefaultMsg;
   readonly mm: Mm;
-  /** Resumes the faulting access; `exited` when its process died meanwhile. */
+  /** Resumes the faulting access; `exited` when its process died meanwhile. Call it through wakeWaiter. */
   readonly wake: (exited: boolean) => void;
+  /** Set when the waiter is woken; a woken waiter must no longer be queued. */
+  woken: boolean;
+}
+
+/** Marks `waiter` woken and resumes its access; the caller has already unqueued it. */
+function wakeWaiter(waiter: FaultWaiter, exited: boolean): void {
+  waiter.woken = true;
+  waiter.wake(exited);
 }
 
 /** A non-cooperative event whose producer sleeps until the event is read. */
@@ -54,7 +62,7 @@ export class UffdContext {
   /** Faults not yet returned by read(), oldest first. */
   readonly faultPending: FaultWaiter[] = [];
   /** Faults returned by read() whose threads still sleep. */
-  readonly faultRead = new Set<FaultWaiter>();
+  readonly faultRead: FaultWaiter[] = [];
   /** Events not yet read, oldest first. */
   readonly eventQueue: EventWaiter[] = [];
   /** Callbacks of waiting reads, run once when a message arrives or on release. */
@@ -116,12 +124,15 @@ export class UffdContext {
    */
   queueFault(mm: Mm, address: number, flags: number, ptid: number, exact: boolean): Promise<boolean> {
     const pageAddress = address - (address % PAGE_SIZE);
-    return this.kernel.waitFor<boolean>(`a wake of the fault at 0x${pageAddress.toString(16)}`, (resolve) => {
+    // The label only matters to a scheduler; building it costs a fault round trip about 5%.
+    const label = this.kernel.scheduler === null ? "" : `a wake of the fault at 0x${pageAddress.toString(16)}`;
+    return this.kernel.waitFor<boolean>(label, (resolve) => {
       const waiter: FaultWaiter = {
         address: pageAddress,
         msg: pagefaultMsg(flags, exact ? address : pageAddress, ptid),
         mm,
         wake: resolve,
+        woken: false,
       };
       this.faultPending.push(waiter);
       this.kernel.stats.faults++;
@@ -132,30 +143,15 @@ export class UffdContext {
   /** Takes the oldest unread fault and moves it to the read set. */
   takeFault(): FaultWaiter | undefined {
     const waiter = this.faultPending.shift();
-    if (waiter !== undefined) this.faultRead.add(waiter);
+    if (waiter !== undefined) this.faultRead.push(waiter);
     return waiter;
   }
 
   /** Wakes every sleeping fault whose address is in [start, start + length). */
   wakeRange(start: number, length: number): void {
-    if (this.faultPending.length === 0 && this.faultRead.size === 0) return;
     const end = start + length;
-    const inRange = (waiter: FaultWaiter) => waiter.address >= start && waiter.address < end;
-    for (let i = 0; i < this.faultPending.length; ) {
-      const waiter = this.faultPending[i]!;
-      if (inRange(waiter)) {
-        this.faultPending.splice(i, 1);
-        waiter.wake(false);
-      } else {
-        i++;
-      }
-    }
-    for (const waiter of this.faultRead) {
-      if (inRange(waiter)) {
-        this.faultRead.delete(waiter);
-        waiter.wake(false);
-      }
-    }
+    if (this.faultPending.length !== 0) wakeIn(this.faultPending, start, end);
+    if (this.faultRead.length !== 0) wakeIn(this.faultRead, start, end);
   }
 
   /** Wakes every sleeping fault: at release, or with `exited` for a dead mm's threads. */
@@ -163,12 +159,12 @@ export class UffdContext {
     const pending = this.faultPending.splice(0);
     for (const waiter of pending) {
       if (filter && !filter(waiter)) this.faultPending.push(waiter);
-      else waiter.wake(exited);
+      else wakeWaiter(waiter, exited);
     }
-    for (const waiter of [...this.faultRead]) {
-      if (filter && !filter(waiter)) continue;
-      this.faultRead.delete(waiter);
-      waiter.wake(exited);
+    const read = this.faultRead.splice(0);
+    for (const waiter of read) {
+      if (filter && !filter(waiter)) this.faultRead.push(waiter);
+      else wakeWaiter(waiter, exited);
     }
   }
 
@@ -178,7 +174,9 @@ export class UffdContext {
    * when the event was read. The caller lowers mmap_changing afterwards.
    */
   eventWaitCompletion(event: number, child: UffdContext | null, msg: UffdMsg | null = null): Promise<boolean> {
-    if (this.released) return Promise.resolve(false);
+    // The producer is always the process of this.mm: once it is exiting it
+    // queues nothing and returns at once, as if unread.
+    if (this.released || !this.mm.alive) return Promise.resolve(false);
     return this.kernel.waitFor<boolean>(`a read of event 0x${event.toString(16)}`, (resolve) => {
       this.eventQueue.push({ event, child, msg, complete: resolve });
       this.notifyReaders();
@@ -189,8 +187,32 @@ export class UffdContext {
   release(): void {
     this.released = true;
     this.wakeAll();
+    this.abortEvents();
+    this.notifyReaders();
+  }
+
+  /**
+   * Unlinks every queued event and ends its producer's wait as unread: at
+   * release, or when the producer, the process of this.mm, exits (a fatal
+   * signal ends the wait in userfaultfd_event_wait_completion).
+   */
+  abortEvents(): void {
     const events = this.eventQueue.splice(0);
     for (const event of events) event.complete(false);
-    this.notifyReaders();
+  }
+}
+
+/** Takes the waiters of `queue` whose page is in [start, end) out of it, in order, and wakes them. */
+function wakeIn(queue: FaultWaiter[], start: number, end: number): void {
+  for (let i = 0; i < queue.length; ) {
+    const waiter = queue[i]!;
+    if (waiter.address >= start && waiter.address < end) {
+      // shift() allocates nothing; splice() makes an array of what it removed.
+      if (i === 0) queue.shift();
+      else queue.splice(i, 1);
+      wakeWaiter(waiter, false);
+    } else {
+      i++;
+    }
   }
 }

@@ -1,4 +1,6 @@
-// Messages read from a userfaultfd, as frozen values.
+// Messages read from a userfaultfd, as frozen values (PAGEFAULT messages
+// are typed readonly but not frozen: they are made once per fault, and
+// Object.freeze would cost about 5% of a fault round trip).
 // Linux counterpart: struct uffd_msg (include/uapi/linux/userfaultfd.h).
 
 import { EAGAIN, UFFD_EVENT_FORK, UFFD_EVENT_PAGEFAULT, UFFD_EVENT_REMAP, UFFD_EVENT_REMOVE, UFFD_EVENT_UNMAP } from "../constants.js";
@@ -52,7 +54,7 @@ export interface ReadError {
 export type ReadResult = UffdMsg | ReadError;
 
 export function pagefaultMsg(flags: number, address: number, ptid: number): PagefaultMsg {
-  return Object.freeze({ errno: 0, event: UFFD_EVENT_PAGEFAULT, flags, address, ptid });
+  return { errno: 0, event: UFFD_EVENT_PAGEFAULT, flags, address, ptid };
 }
 
 export function forkMsg(uffd: Userfaultfd): ForkMsg {

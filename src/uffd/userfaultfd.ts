@@ -106,9 +106,18 @@ export class Userfaultfd {
   /**
    * Opens another handle on the same context in `process` (dup, or passing
    * the fd over a socket), at descriptor `fd` or the lowest free one.
+   * Throws TypeError for a process of another Kernel, RangeError for an fd
+   * that is not a whole number >= 0, and Error for an fd in use.
    */
   dupInto(process: Process, fd?: number): Userfaultfd {
     this.checkOpen();
+    if (typeof process !== "object" || process === null || process.kernel !== this.ctx.kernel) {
+      throw new TypeError("dupInto: process must be a Process of the same Kernel");
+    }
+    if (process.exited) throw new Error(`dupInto: process ${process.pid} has exited`);
+    if (fd !== undefined && !(Number.isSafeInteger(requireNumber(fd, "fd")) && fd >= 0)) {
+      throw new RangeError(`dupInto: fd must be a whole number >= 0, got ${fd}`);
+    }
     return new Userfaultfd(this.ctx, process, fd);
   }
 
@@ -117,6 +126,7 @@ export class Userfaultfd {
   }
 
   private checkOpen(): void {
+    this.ctx.kernel.core.checkUsable();
     if (this.closedFlag) throw new Error(`userfaultfd: descriptor ${this.fd} is closed`);
   }
 
@@ -126,7 +136,8 @@ export class Userfaultfd {
    */
   setNonblocking(nonblocking: boolean): void {
     this.checkOpen();
-    this.nonblocking = nonblocking === true;
+    if (typeof nonblocking !== "boolean") throw new TypeError(`setNonblocking: nonblocking must be a boolean, got ${typeof nonblocking}`);
+    this.nonblocking = nonblocking;
   }
 
   /**
@@ -326,17 +337,28 @@ export class Userfaultfd {
    * Waits for the next message (a blocking read). Settles with the message,
    * or with { errno: EINVAL } before UFFDIO_API.
    */
-  async readWait(): Promise<UffdMsg | { readonly errno: number }> {
-    for (;;) {
+  readWait(): Promise<UffdMsg | { readonly errno: number }> {
+    try {
       const result = this.read();
-      if (result.errno !== EAGAIN) return result;
+      return result.errno !== EAGAIN ? Promise.resolve(result) : this.readWaitSlow();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** readWait() once the queue was found empty: sleeps until a message arrives or the context is released. */
+  private async readWaitSlow(): Promise<UffdMsg | { readonly errno: number }> {
+    for (;;) {
       await this.ctx.kernel.waitFor<void>("a userfaultfd message", (resolve) => this.ctx.onReadable(resolve));
       this.checkOpen();
+      const result = this.read();
+      if (result.errno !== EAGAIN) return result;
     }
   }
 
   /** Returns whether read() would return a message now (poll's EPOLLIN). */
   get readable(): boolean {
+    this.ctx.kernel.core.checkUsable();
     return this.ctx.hasMessages;
   }
 
@@ -346,6 +368,7 @@ export class Userfaultfd {
    * fault, and producers waiting on unread events resume.
    */
   close(): void {
+    this.ctx.kernel.core.checkUsable();
     if (this.closedFlag) return;
     this.closedFlag = true;
     this.owner.files.delete(this.fd);
