@@ -7,7 +7,8 @@
 
 import { describe, expect, it } from "vitest";
 import {
-  KernelFailedError, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, UFFD_API, UFFDIO_REGISTER_MODE_MISSING, WasmCoreAbort, type Kernel,
+  KernelFailedError, MADV_DONTNEED, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, UFFD_API, UFFD_FEATURE_EVENT_REMOVE,
+  UFFDIO_REGISTER_MODE_MISSING, WasmCoreAbort, type Kernel,
 } from "../src/index.js";
 import { createKernel, drain, pageOf, settledNow, watch } from "./helpers.js";
 import { exemptFromInvariantCheck } from "./invariant-setup.js";
@@ -119,7 +120,43 @@ describe("failed kernel", () => {
     }
     // The first failure stays the one named.
     expect(kernel.failure).toBe(trap);
-    expect(blocked.state).toBe("pending");
+    // The failure woke the read blocked on a fault; its retry met the failure.
+    await drain();
+    expect(blocked.state).toBe("rejected");
+    expectKernelFailed(blocked.reason, "access_vm", trap);
+  });
+
+  it("wakes sleepers so they reject", async () => {
+    const kernel = await createKernel();
+    exemptFromInvariantCheck(kernel, "the test corrupts a page-table entry, so the checker cannot run on it");
+    const process = kernel.createProcess();
+    expect(process.mmap(PAGE, { flags: ANON_FIXED, address: AREA })).toBe(AREA);
+    await settledNow(process.write(AREA, pageOf(7)));
+    expect(process.mmap(PAGE, { flags: ANON_FIXED, address: REGISTERED })).toBe(REGISTERED);
+    const uffd = process.userfaultfd();
+    expect(uffd.api({ api: UFFD_API, features: UFFD_FEATURE_EVENT_REMOVE }).errno).toBe(0);
+    expect(uffd.register({ start: REGISTERED, len: PAGE, mode: UFFDIO_REGISTER_MODE_MISSING }).errno).toBe(0);
+    // A read waits with nothing queued.
+    const waitingRead = watch(uffd.readWait());
+    // Another process's madvise sleeps until its REMOVE event is read.
+    const other = kernel.createProcess();
+    expect(other.mmap(PAGE, { flags: ANON_FIXED, address: REGISTERED })).toBe(REGISTERED);
+    const otherUffd = other.userfaultfd();
+    expect(otherUffd.api({ api: UFFD_API, features: UFFD_FEATURE_EVENT_REMOVE }).errno).toBe(0);
+    expect(otherUffd.register({ start: REGISTERED, len: PAGE, mode: UFFDIO_REGISTER_MODE_MISSING }).errno).toBe(0);
+    const producer = watch(other.madvise(REGISTERED, PAGE, MADV_DONTNEED));
+    await drain();
+    expect(waitingRead.state).toBe("pending");
+    expect(producer.state).toBe("pending");
+
+    storeEntry(kernel, pteSlotAddress(kernel, process.mm.pgd, AREA), OUT_OF_BOUNDS_FRAME | 1);
+    const trap = await thrownBy(() => process.read(AREA, 1));
+    expect(trap).toBeInstanceOf(WebAssembly.RuntimeError);
+    await drain();
+    expect(waitingRead.state).toBe("rejected");
+    expectKernelFailed(waitingRead.reason, "access_vm", trap);
+    expect(producer.state).toBe("rejected");
+    expectKernelFailed(producer.reason, "access_vm", trap);
   });
 
   it("surfaces a trap in UFFDIO_COPY", async () => {

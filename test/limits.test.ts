@@ -422,6 +422,39 @@ describe.each(MODES)("out of memory through $name", (mode) => {
     file.close();
     expectAllFreed(kernel);
   });
+
+  it("new processes and files need a root frame", async () => {
+    const kernel = await limitedKernel(mode);
+    const process = kernel.createProcess();
+    const pressure = Pressure.map(process, mode);
+    await pressure.exhaust();
+    const processes = kernel.processes.size;
+    const files = kernel.files.size;
+
+    const calls: Array<[string, () => unknown]> = [
+      ["createProcess", () => kernel.createProcess()],
+      ["memfdCreate", () => kernel.memfdCreate("late", PAGE)],
+      ["createFile", () => kernel.createFile("late", PAGE)],
+    ];
+    for (const [name, call] of calls) {
+      let error: unknown = null;
+      try {
+        call();
+      } catch (reason) {
+        error = reason;
+      }
+      expect(error, name).toBeInstanceOf(KernelError);
+      expect(error, name).toMatchObject({ errno: ENOMEM });
+    }
+    expect(kernel.processes.size).toBe(processes);
+    expect(kernel.files.size).toBe(files);
+
+    // One frame back is enough for a root table.
+    await pressure.release(1);
+    kernel.createProcess().exit();
+    process.exit();
+    expectAllFreed(kernel);
+  });
 });
 
 describe("memory size limits", () => {

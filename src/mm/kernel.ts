@@ -1,7 +1,8 @@
 // The simulated kernel: physical memory (the wasm core), processes, the
 // userfaultfd contexts, and the version-dependent behaviour.
 
-import { PAGE_SIZE } from "../constants.js";
+import { ENOMEM, PAGE_SIZE } from "../constants.js";
+import { KernelError } from "../errors.js";
 import { WasmCore, type CoreBuild } from "../wasm/core.js";
 import type { GateMode, UffdContext } from "../uffd/context.js";
 import { kernelProfile, type KernelProfile, type KernelVersion } from "./profile.js";
@@ -97,6 +98,17 @@ export class Kernel {
     this.writesOutFieldOnGate = profile.outFieldOnGate;
     this.mmapMinAddr = options.mmapMinAddr ?? 65536;
     this.unprivilegedUserfaultfd = options.unprivilegedUserfaultfd === true;
+    core.onFailure = () => this.wakeSleepersOnFailure();
+  }
+
+  /**
+   * Wakes every thread asleep on a userfaultfd once the core has failed:
+   * blocked faults retry, event producers and waiting reads resume, and
+   * each then meets the failure check and rejects with KernelFailedError
+   * instead of waiting forever.
+   */
+  private wakeSleepersOnFailure(): void {
+    for (const ctx of this.contexts) ctx.wakeOnFailure();
   }
 
   /**
@@ -180,12 +192,13 @@ export class Kernel {
 
   /**
    * Creates a process with an empty address space; `privileged: false`
-   * drops CAP_SYS_PTRACE (the default is a root process).
+   * drops CAP_SYS_PTRACE (the default is a root process). Throws
+   * KernelError (ENOMEM) when no frame is left for its page table.
    */
   createProcess(options: { privileged?: boolean } = {}): Process {
     const privileged = optionalBoolean(options, "createProcess", "privileged") ?? true;
     const process = this.spawnProcess(privileged);
-    if (process === null) throw new RangeError("createProcess: no frame left for a page table");
+    if (process === null) throw new KernelError(ENOMEM, "createProcess: no frame left for a page table");
     return process;
   }
 
@@ -233,7 +246,7 @@ export class Kernel {
       throw new RangeError(`size must be a whole number of bytes, got ${String(size)}`);
     }
     const cache = this.core.exports.pgd_alloc() >>> 0;
-    if (cache === 0) throw new RangeError(`no frame left for the page cache of ${name}`);
+    if (cache === 0) throw new KernelError(ENOMEM, `no frame left for the page cache of ${name}`);
     const file = new MappedFile(this, kind, name, size, readOnly, cache);
     this.files.add(file);
     return file;

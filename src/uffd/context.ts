@@ -200,6 +200,13 @@ export class UffdContext {
     const events = this.eventQueue.splice(0);
     for (const event of events) event.complete(false);
   }
+
+  /** Wakes every sleeper of this context (faults, event producers, waiting reads) after the core failed. */
+  wakeOnFailure(): void {
+    this.wakeAll();
+    this.abortEvents();
+    this.notifyReaders();
+  }
 }
 
 /** Takes the waiters of `queue` whose page is in [start, end) out of it, in order, and wakes them. */

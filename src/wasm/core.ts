@@ -278,9 +278,13 @@ export class WasmCore {
     if (this.failedExport === "") {
       this.failedExport = name;
       this.failureValue = error;
+      this.onFailure?.();
     }
     return error;
   }
+
+  /** Runs once, right after the first failure is recorded: the kernel wakes its sleepers there. */
+  onFailure: (() => void) | null = null;
 
   /** Returns the I/O window, re-created after linear memory has grown. */
   io(): Uint8Array {
