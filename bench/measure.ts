@@ -13,12 +13,12 @@ export interface TaskSpec {
   options?: Omit<FnOptions, "async">;
 }
 
-function createBench(timing: Timing, share: number): Bench {
+function createBench(timing: Timing, share: number, warmup: boolean): Bench {
   return new Bench({
     time: timing.time * share,
     iterations: Math.max(1, Math.ceil(timing.iterations * share)),
-    warmupTime: timing.warmupTime,
-    warmupIterations: timing.warmupIterations,
+    warmupTime: warmup ? timing.warmupTime : 0,
+    warmupIterations: warmup ? timing.warmupIterations : 0,
     retainSamples: true,
     throws: true,
   });
@@ -27,11 +27,18 @@ function createBench(timing: Timing, share: number): Bench {
 export interface MeasureOptions {
   /** Runs between the two halves of an interleaved measurement (two or more tasks), outside any timing. */
   betweenHalves?: () => void;
+  /**
+   * Rounds of an interleaved measurement (default 2, the two halves): each
+   * round runs every task with its share of the time budget, in alternate
+   * order, and only the first round warms up. More rounds spread each
+   * task's samples over the whole run.
+   */
+  rounds?: number;
 }
 
 /** Runs `tasks` in one tinybench Bench and returns each task's samples, in milliseconds. */
-async function runHalf(timing: Timing, tasks: readonly TaskSpec[], share: number): Promise<Map<string, readonly number[]>> {
-  const bench = createBench(timing, share);
+async function runHalf(timing: Timing, tasks: readonly TaskSpec[], share: number, warmup = true): Promise<Map<string, readonly number[]>> {
+  const bench = createBench(timing, share, warmup);
   for (const task of tasks) {
     // Stating `async` keeps tinybench from calling fn once at add() time
     // to find out, which would run a sample outside its hooks.
@@ -52,9 +59,10 @@ async function runHalf(timing: Timing, tasks: readonly TaskSpec[], share: number
 /**
  * Warms up and runs `tasks` with tinybench and returns each task's latency
  * summary by name. With more than one task the runs are interleaved as
- * A B ... then ... B A, each half with half the time budget, and the
- * halves' samples are merged, so a drift of the host's speed shifts every
- * task alike. A task that throws rejects the whole call.
+ * A B ... then ... B A (in `rounds` rounds, default 2), each round with
+ * its share of the time budget, and the rounds' samples are merged, so a
+ * drift of the host's speed shifts every task alike. A task that throws
+ * rejects the whole call.
  */
 export async function measureTasks(
   timing: Timing,
@@ -67,10 +75,16 @@ export async function measureTasks(
     const samples = await runHalf(timing, tasks, 1);
     return new Map([...samples].map(([name, values]) => [name, summarizeSamples(values)]));
   }
-  const first = await runHalf(timing, tasks, 0.5);
-  options.betweenHalves?.();
-  const second = await runHalf(timing, [...tasks].reverse(), 0.5);
-  return new Map(tasks.map((task) => [task.name, summarizeSamples([...first.get(task.name)!, ...second.get(task.name)!])]));
+  const rounds = options.rounds ?? 2;
+  if (!Number.isInteger(rounds) || rounds < 2) throw new RangeError(`rounds must be a whole number >= 2, got ${rounds}`);
+  const merged = new Map<string, number[]>(tasks.map((task) => [task.name, []]));
+  for (let round = 0; round < rounds; round++) {
+    if (round === rounds / 2) options.betweenHalves?.();
+    const order = round % 2 === 0 ? tasks : [...tasks].reverse();
+    const samples = await runHalf(timing, order, 1 / rounds, round === 0);
+    for (const [name, values] of samples) merged.get(name)!.push(...values);
+  }
+  return new Map(tasks.map((task) => [task.name, summarizeSamples(merged.get(task.name)!)]));
 }
 
 /** Returns the summary of task `name`; throws when it is missing. */
