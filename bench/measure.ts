@@ -25,8 +25,8 @@ function createBench(timing: Timing, share: number, warmup: boolean): Bench {
 }
 
 export interface MeasureOptions {
-  /** Runs between the two halves of an interleaved measurement (two or more tasks), outside any timing. */
-  betweenHalves?: () => void;
+  /** Runs between consecutive rounds of an interleaved measurement (two or more tasks), outside any timing. */
+  betweenRounds?: () => void;
   /**
    * Rounds of an interleaved measurement (default 2, the two halves): each
    * round runs every task with its share of the time budget, in alternate
@@ -79,7 +79,7 @@ export async function measureTasks(
   if (!Number.isInteger(rounds) || rounds < 2) throw new RangeError(`rounds must be a whole number >= 2, got ${rounds}`);
   const merged = new Map<string, number[]>(tasks.map((task) => [task.name, []]));
   for (let round = 0; round < rounds; round++) {
-    if (round === rounds / 2) options.betweenHalves?.();
+    if (round > 0) options.betweenRounds?.();
     const order = round % 2 === 0 ? tasks : [...tasks].reverse();
     const samples = await runHalf(timing, order, 1 / rounds, round === 0);
     for (const [name, values] of samples) merged.get(name)!.push(...values);

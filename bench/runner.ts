@@ -72,15 +72,12 @@ function withMemcpyAnchor(name: SuiteName, anchors: NativeAnchors, runs: MemcpyR
     runs.push(runMemcpyAnchor(anchors, config));
   };
   if (name === "copy-kernels") {
-    // Before, between the halves of, and after the interleaved copy kernels:
+    // Before, between the rounds of, and after the interleaved copy kernels:
     // on a shared VM the speed of memory drifts by tens of percent within
     // seconds, and the ratios should compare samples taken together.
     return async (context) => {
       time();
-      const { figures } = await runCopyKernels(context, () => {
-        time();
-        time();
-      });
+      const { figures } = await runCopyKernels(context, time);
       time();
       return figures;
     };

@@ -17,6 +17,8 @@ export const COPY_SUITE = "copy-kernels";
 export const COPY_GROUP = "copy kernels (4 KiB pages)";
 /** Destination pages the warm figures cycle through; the native anchor uses the same. */
 export const WARM_DST_PAGES = 4;
+/** Rounds of the interleaved measurement; the native anchor runs between each two. */
+const COPY_ROUNDS = 8;
 
 export const copyFigureId = (variant: CopyVariant, shape: "warm" | "streaming") => `copy.${variant}.${shape}`;
 export const FIRST_TOUCH_ID = "copy.first_touch";
@@ -51,10 +53,10 @@ export interface CopyKernelsResult {
 }
 
 /**
- * Times the copy kernels. `betweenHalves` runs between the two halves of the
+ * Times the copy kernels. `betweenRounds` runs between the rounds of the
  * interleaved measurement; the runner times the native anchor there.
  */
-export async function runCopyKernels(context: SuiteContext, betweenHalves?: () => void): Promise<CopyKernelsResult> {
+export async function runCopyKernels(context: SuiteContext, betweenRounds?: () => void): Promise<CopyKernelsResult> {
   const { config, progress } = context;
   const kernel = await Kernel.create({ maxMemory: config.maxMemory });
   const core = kernel.core;
@@ -122,7 +124,9 @@ export async function runCopyKernels(context: SuiteContext, betweenHalves?: () =
     ];
   });
   progress.task(`timing ${tasks.length} tasks`);
-  const summaries = await measureTasks(config.timing, tasks, betweenHalves ? { betweenHalves } : {});
+  // Eight rounds, with the native anchor timed between them: the VM's memory
+  // speed drifts within seconds, so the ratios compare samples taken together.
+  const summaries = await measureTasks(config.timing, tasks, { rounds: COPY_ROUNDS, ...(betweenRounds ? { betweenRounds } : {}) });
 
   const figures: Figure[] = [];
   for (const variant of variants) {
