@@ -5,7 +5,7 @@
 
 import { describe, expect, it } from "vitest";
 import {
-  EFAULT, EINVAL, ENOMEM, EPERM, MADV_DONTNEED, MADV_REMOVE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP,
+  EBADF, EFAULT, EINVAL, ENOMEM, EPERM, MADV_DONTNEED, MADV_REMOVE, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, MREMAP_DONTUNMAP,
   MREMAP_FIXED, MREMAP_MAYMOVE, O_NONBLOCK, PROT_READ, SignalError, UFFD_API, UFFD_FEATURE_EVENT_REMAP,
   UFFD_FEATURE_EVENT_REMOVE, UFFD_FEATURE_EVENT_UNMAP, UFFDIO_REGISTER_MODE_MISSING, type Kernel, type MappedFile, type Process,
 } from "../src/index.js";
@@ -125,7 +125,15 @@ describe("mmap with hostile arguments", () => {
     const { kernel, process } = await setup();
     const other = await createKernel();
     const foreign = other.memfdCreate("foreign", PAGE);
+    // One closed file still mapped, one closed and freed: both descriptors are gone.
+    const stillMapped = kernel.memfdCreate("still mapped", PAGE);
+    expect(process.mmap(PAGE, { file: stillMapped, flags: MAP_SHARED })).toBeGreaterThan(0);
+    stillMapped.close();
+    const freed = kernel.memfdCreate("freed", PAGE);
+    freed.close();
     await runRows(kernel, [
+      row("file", "closed, still mapped", () => process.mmap(PAGE, { file: stillMapped, flags: MAP_SHARED }), returns(-EBADF)),
+      row("file", "closed and freed", () => process.mmap(PAGE, { file: freed, flags: MAP_PRIVATE }), returns(-EBADF)),
       ...NOT_OBJECTS.map(([name, value]) => row("options", name, () => process.mmap(PAGE, value as object), throws(TypeError, "options"))),
       ...[["string", "hostile"], ["object", {}], ["number", 3], ["null", null], ["Uint8Array", new Uint8Array(PAGE)]].map(([name, value]) =>
         row("file", name as string, () => process.mmap(PAGE, { file: value as MappedFile, flags: MAP_SHARED }), throws(TypeError, "file")),

@@ -4,7 +4,7 @@
 // kernel/exit.c, and the access itself (the CPU plus the fault path).
 
 import {
-  EACCES, EFAULT, EINVAL, ENOMEM, EPERM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
+  EACCES, EBADF, EFAULT, EINVAL, ENOMEM, EPERM, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, PAGE_SIZE, PROT_READ, PROT_WRITE,
   SIGBUS, SIGSEGV, TASK_SIZE, O_CLOEXEC, O_NONBLOCK, UFFD_USER_MODE_ONLY,
 } from "../constants.js";
 import { KernelError, SignalError, asU64, hasOnlyBits, requireNumber, requireObject } from "../errors.js";
@@ -69,7 +69,8 @@ export class Process {
    * system call does: -EINVAL for a zero length, unknown flags, not exactly
    * one of MAP_SHARED and MAP_PRIVATE, a file with MAP_ANONYMOUS or none
    * without it, or an unaligned MAP_FIXED address or offset; -EACCES for a
-   * writable shared mapping of a read-only file; -ENOMEM for a length or a
+   * writable shared mapping of a read-only file; -EBADF for a file already
+   * closed (the descriptor it stands for is gone); -ENOMEM for a length or a
    * MAP_FIXED range past TASK_SIZE, or when no range is free; -EPERM for a
    * MAP_FIXED address below mmapMinAddr. MAP_SHARED | MAP_ANONYMOUS maps a
    * new shmem object. Throws TypeError for arguments of the wrong type,
@@ -90,6 +91,8 @@ export class Process {
     const fileArg = options.file;
     if (fileArg !== undefined && !(fileArg instanceof MappedFile)) throw new TypeError("file must come from Kernel.memfdCreate() or Kernel.createFile()");
     if (fileArg !== undefined && fileArg.kernel !== this.kernel) throw new TypeError(`file ${fileArg.name} belongs to another Kernel`);
+    // The file stands for a descriptor: once closed, mmap finds no file behind it.
+    if (fileArg !== undefined && fileArg.closed && (flags & MAP_ANONYMOUS) === 0) return -EBADF;
     const address = options.address === undefined ? undefined : requireNumber(options.address, "address");
     const len = asU64(length);
     if (len === 0 || !hasOnlyBits(asU64(prot), PROT_READ | PROT_WRITE)) return -EINVAL;
