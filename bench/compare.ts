@@ -4,7 +4,8 @@
 // the reverse) by more than the allowed regression plus the combined spread
 // of the two runs. The combined spread is sqrt(a² + b²) of their 95 %
 // relative margins of error, so a change inside the noise of either run never
-// counts. A figure with no spread (a single sample) is listed but not judged.
+// counts. A figure with no spread (a single sample, such as peak memory) is
+// judged against the allowed regression alone.
 // Deterministic counts must match exactly: any difference fails the check,
 // named.
 
@@ -13,7 +14,7 @@ import type { BenchReport } from "./report/json.js";
 import { formatValue } from "./report/format.js";
 
 export type ChangeStatus =
-  | "regression" | "improvement" | "unchanged" | "not judged" | "new" | "removed" | "not measured" | "host changed";
+  | "regression" | "improvement" | "unchanged" | "new" | "removed" | "not measured" | "host changed";
 
 /**
  * Figures of the native anchors (ids starting "native."): they time this
@@ -75,11 +76,7 @@ function compareFigure(baseline: Figure, current: Figure, maxRegressionPercent: 
   if (baseline.value === null || current.value === null || baseline.value === 0) return change;
   const relative = ((current.value - baseline.value) / Math.abs(baseline.value)) * 100;
   change.changePercent = current.better === "higher" ? relative : -relative;
-  if (change.noisePercent === null) {
-    change.status = "not judged";
-    return change;
-  }
-  const margin = maxRegressionPercent + change.noisePercent;
+  const margin = maxRegressionPercent + (change.noisePercent ?? 0);
   if (change.changePercent < -margin) change.status = "regression";
   else if (change.changePercent > margin) change.status = "improvement";
   else change.status = "unchanged";
@@ -128,12 +125,13 @@ export function compareReports(baseline: BenchReport, current: BenchReport, maxR
   }
   // A figure of a suite the current run selected that is missing from it
   // fails the check: a suite must not drop figures unnoticed. Figures of
-  // suites the run did not select are only listed.
+  // suites the run did not select, and native anchors it did not need, are
+  // left out of the comparison.
   const selected = new Set(current.metadata.suites);
   let lost = false;
   for (const figure of baseline.figures) {
-    if (after.has(figure.id)) continue;
-    if (selected.has(figure.suite) && !isAnchor(figure.id)) lost = true;
+    if (after.has(figure.id) || isAnchor(figure.id) || !selected.has(figure.suite)) continue;
+    lost = true;
     changes.push({ id: figure.id, name: figure.name, unit: figure.unit, baseline: figure.value, current: null, changePercent: null, noisePercent: null, status: "removed" });
   }
   const passed = !lost && !changes.some((change) => change.status === "regression") && countChanges.length === 0;
@@ -154,7 +152,7 @@ export function renderComparison(comparison: Comparison, labels: { baseline: str
     `regression check: ${labels.current} against ${labels.baseline}; a figure regresses when it is worse by more than ${comparison.maxRegressionPercent}% plus the combined spread`,
   ];
   for (const warning of comparison.warnings) lines.push(`  warning: ${warning}`);
-  const listed = comparison.changes.filter((change) => all || !["unchanged", "not judged"].includes(change.status));
+  const listed = comparison.changes.filter((change) => all || change.status !== "unchanged");
   if (listed.length > 0) {
     const rows = listed.map((change) => [
       change.status.toUpperCase(),
@@ -163,14 +161,14 @@ export function renderComparison(comparison: Comparison, labels: { baseline: str
       signed(change.changePercent),
       change.noisePercent === null ? "-" : `±${change.noisePercent.toFixed(1)}%`,
     ]);
-    const headers = ["status", "figure", "baseline → current", "change", "noise"];
+    const headers = ["status", "figure", "baseline → current", "change (+ is better)", "noise"];
     const widths = headers.map((header, column) => Math.max(header.length, ...rows.map((row) => row[column]!.length)));
     const render = (cells: readonly string[]) => "  " + cells.map((cell, column) => cell.padEnd(widths[column]!)).join("  ").trimEnd();
     lines.push("", render(headers), ...rows.map(render));
   }
   const unchanged = comparison.changes.filter((change) => change.status === "unchanged").length;
-  const unjudged = comparison.changes.filter((change) => change.status === "not judged").length;
-  lines.push("", `${unchanged} figure(s) unchanged within the threshold and the noise; ${unjudged} not judged (no spread)`);
+  const single = comparison.changes.filter((change) => change.status === "unchanged" && change.noisePercent === null).length;
+  lines.push("", `${unchanged} figure(s) unchanged within the threshold and the noise (${single} of them single samples, judged on the threshold alone)`);
   if (comparison.countChanges.length > 0) {
     lines.push("", "deterministic counts that changed (each fails the check):");
     for (const change of comparison.countChanges) {

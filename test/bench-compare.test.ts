@@ -126,13 +126,21 @@ describe("compareReports", () => {
     expect(change?.noisePercent).toBeCloseTo(Math.sqrt(50), 6);
   });
 
-  it("does not judge a figure without spread", () => {
+  it("judges a single sample on the threshold", () => {
     const baseline = fixtureReport();
-    const current = cloneReport(baseline);
-    figureOf(current, "copy.first_touch").value! *= 3;
-    const comparison = compareReports(baseline, current, 10);
-    expect(comparison.passed).toBe(true);
-    expect(comparison.changes.find((entry) => entry.id === "copy.first_touch")?.status).toBe("not judged");
+    // first_touch is in µs per page, so lower is better: tripling it regresses.
+    const worse = cloneReport(baseline);
+    figureOf(worse, "copy.first_touch").value! *= 3;
+    const failed = compareReports(baseline, worse, 10);
+    expect(failed.passed).toBe(false);
+    const change = failed.changes.find((entry) => entry.id === "copy.first_touch");
+    expect(change?.status).toBe("regression");
+    expect(change?.noisePercent).toBeNull();
+    expect(change?.changePercent).toBeCloseTo(-200, 6);
+    // Within the threshold it stays unchanged.
+    const close = cloneReport(baseline);
+    figureOf(close, "copy.first_touch").value! *= 1.05;
+    expect(compareReports(baseline, close, 10).passed).toBe(true);
   });
 
   it("fails a changed deterministic count and names it", () => {
