@@ -35,12 +35,6 @@ export interface KernelProfile {
   readonly unregisterForeignEinval: boolean;
   /** A failed fork still delivers FORK events (before 6.12). */
   readonly forkEventOnFailure: boolean;
-  /**
-   * COPY's src gets validate_range's checks except alignment: below
-   * mmap_min_addr, at or past TASK_SIZE, or a length that is zero or
-   * unaligned is EINVAL (in the 6.8 sources; earlier only wrap-around).
-   */
-  readonly copySrcRangeChecked: boolean;
 }
 
 /**
@@ -70,23 +64,23 @@ const FEATURES_6_8 = 0x1ffff;
 const PROFILES: Record<KernelVersion, KernelProfile> = {
   "4.17": {
     version: "4.17", gate: "none", features: FEATURES_4_14 & FEATURES_MODELLED, wp: false, minor: false, poison: false,
-    move: false, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true, copySrcRangeChecked: false,
+    move: false, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true,
   },
   "4.18": {
     version: "4.18", gate: "bool", features: FEATURES_4_14 & FEATURES_MODELLED, wp: false, minor: false, poison: false,
-    move: false, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true, copySrcRangeChecked: false,
+    move: false, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true,
   },
   "5.15": {
     version: "5.15", gate: "counter", features: FEATURES_5_15 & FEATURES_MODELLED, wp: true, minor: true, poison: false,
-    move: false, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true, copySrcRangeChecked: false,
+    move: false, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true,
   },
   "6.8": {
     version: "6.8", gate: "counter", features: FEATURES_6_8 & FEATURES_MODELLED, wp: true, minor: true, poison: true,
-    move: true, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true, copySrcRangeChecked: true,
+    move: true, outFieldOnGate: false, unregisterForeignEinval: false, forkEventOnFailure: true,
   },
   "6.18": {
     version: "6.18", gate: "counter", features: FEATURES_6_8 & FEATURES_MODELLED, wp: true, minor: true, poison: true,
-    move: true, outFieldOnGate: true, unregisterForeignEinval: true, forkEventOnFailure: false, copySrcRangeChecked: true,
+    move: true, outFieldOnGate: true, unregisterForeignEinval: true, forkEventOnFailure: false,
   },
 };
 

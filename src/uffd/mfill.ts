@@ -61,14 +61,9 @@ export function rangeValid(start: number, len: number, mmapMinAddr: number): boo
   );
 }
 
-/**
- * Checks COPY's source range. Since 6.8 it gets validate_range's checks
- * but the start's alignment (validate_unaligned_range); before, only that
- * it stays inside user space.
- */
-function sourceRangeValid(src: number, len: number, mmapMinAddr: number, checked: boolean): boolean {
-  if (!checked) return src < TASK_SIZE && len <= TASK_SIZE - src;
-  return src >= mmapMinAddr && src < TASK_SIZE && len > 0 && len <= TASK_SIZE - src && pageAligned(len);
+/** Checks COPY's source range: only that it stays inside user space (no alignment). */
+function sourceRangeValid(src: number, len: number): boolean {
+  return src < TASK_SIZE && len <= TASK_SIZE - src;
 }
 
 /**
@@ -105,7 +100,7 @@ export function uffdioCopy(ctx: UffdContext, srcMm: Mm, argsIn: CopyArgs): CopyR
   kernel.stats.ioctls++;
 
   if (ctx.gateClosed) return copyResult(EAGAIN, gateEagain(ctx, preset));
-  if (!rangeValid(dst, len, kernel.mmapMinAddr) || !sourceRangeValid(src, len, kernel.mmapMinAddr, kernel.profile.copySrcRangeChecked)) return copyResult(EINVAL, preset);
+  if (!rangeValid(dst, len, kernel.mmapMinAddr) || !sourceRangeValid(src, len)) return copyResult(EINVAL, preset);
   if (!hasOnlyBits(mode, UFFDIO_COPY_MODE_DONTWAKE | UFFDIO_COPY_MODE_WP)) return copyResult(EINVAL, preset);
   if (!ctx.mm.alive) return copyResult(ESRCH, preset);
 
