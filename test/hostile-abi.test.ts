@@ -121,6 +121,15 @@ describe("ioctl with hostile input", () => {
     )));
   });
 
+  it("uffd that is not a Userfaultfd", async () => {
+    const { kernel } = await setup();
+    const notHandles: [string, unknown][] = [["object", {}], ["null", null], ["number", 42], ["string", "3"], ["undefined", undefined]];
+    await runRows(kernel, notHandles.flatMap(([name, handle]) => [
+      row("ioctl uffd", name, () => ioctl(handle as Userfaultfd, UFFDIO_API, new Uint8Array(24)), throws(TypeError, "uffd")),
+      row("readBytes uffd", name, () => readBytes(handle as Userfaultfd, new Uint8Array(32)), throws(TypeError, "uffd")),
+    ]));
+  });
+
   it("short structs", async () => {
     const { kernel, uffd } = await setup();
     const rows: Row[] = [];

@@ -8,7 +8,7 @@
 import { describe, expect, it } from "vitest";
 import {
   Kernel, MAP_ANONYMOUS, MAP_FIXED, MAP_PRIVATE, MAP_SHARED, O_NONBLOCK, PROT_READ, UFFD_API, UFFDIO_REGISTER_MODE_MISSING,
-  kernelProfile, wasmSha256, type KernelOptions, type MappedFile,
+  checkInvariants, kernelProfile, wasmSha256, type KernelOptions, type MappedFile,
 } from "../src/index.js";
 import { createKernel, drain, pageOf, settledNow, watch } from "./helpers.js";
 import {
@@ -91,8 +91,28 @@ describe("Kernel.create with hostile options", () => {
         option("build", value),
         throws(TypeError, "build"),
       )),
+      row("options", "misspelt mmapChangingGate", () => create({ mmapChangingGat: false }), throws(TypeError, "mmapChangingGat")),
+      row("options", "unknown name", () => create({ build: "debug", verbose: true }), throws(TypeError, "verbose")),
     ];
     await runRows(() => null, rows);
+  });
+
+  it("internal paths and the checker", async () => {
+    const kernel = await createKernel();
+    await runRows(kernel, [
+      ...[["string", "no"], ["number", 1], ["null", null]].map(([name, value]) =>
+        row("spawnProcess privileged", name as string, () => kernel.spawnProcess(value as boolean), throws(TypeError, "privileged")),
+      ),
+      ...[["NaN", NaN], ["negative", -PAGE], ["zero", 0], ["unaligned", 100], ["2^60", 2 ** 60], ["string", "4096"]].map(([name, value]) =>
+        row("createAnonymousShmem size", name as string, () => kernel.createAnonymousShmem(value as number), throws(RangeError, "size")),
+      ),
+      ...[["null", null], ["undefined", undefined], ["string", "x"]].map(([name, value]) =>
+        row("waitFor executor", name as string, () => kernel.waitFor("x", value as never), throws(TypeError, "executor")),
+      ),
+      ...[["null", null], ["object", {}], ["number", 42]].map(([name, value]) =>
+        row("checkInvariants kernel", name as string, () => checkInvariants(value as Kernel), throws(TypeError, "kernel")),
+      ),
+    ]);
   });
 
   it("kernelProfile and wasmSha256", async () => {

@@ -25,7 +25,7 @@
 //   buffers are in use.
 // - userfaultfd contexts: see contexts.ts.
 
-import type { Kernel } from "../mm/kernel.js";
+import { Kernel } from "../mm/kernel.js";
 import { checkContexts } from "./contexts.js";
 import { checkFrames } from "./frames.js";
 
@@ -94,6 +94,7 @@ export class InvariantViolation extends Error {
  * memory may be half changed.
  */
 export function checkInvariants(kernel: Kernel): void {
+  if (!(kernel instanceof Kernel)) throw new TypeError(`checkInvariants: kernel must be a Kernel, got ${kernel === null ? "null" : typeof kernel}`);
   const findings: InvariantFinding[] = [];
   checkFrames(kernel, findings);
   checkContexts(kernel, findings);

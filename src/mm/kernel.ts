@@ -34,6 +34,9 @@ export interface KernelOptions {
   build?: CoreBuild;
 }
 
+/** The names KernelOptions accepts. */
+const KERNEL_OPTION_NAMES: readonly string[] = ["kernel", "mmapChangingGate", "maxMemory", "mmapMinAddr", "unprivilegedUserfaultfd", "build"];
+
 /** Deterministic counts of work done, for benchmarks and tests. */
 export interface KernelStats {
   /** Calls of UFFDIO_COPY, ZEROPAGE, CONTINUE, POISON, MOVE and WRITEPROTECT after UFFDIO_API, failed ones included. */
@@ -117,6 +120,10 @@ export class Kernel {
    */
   static async create(options: KernelOptions = {}): Promise<Kernel> {
     if (typeof options !== "object" || options === null) throw new TypeError("options must be an object");
+    // A misspelt option would otherwise leave its default in force unnoticed.
+    for (const name of Object.keys(options)) {
+      if (!KERNEL_OPTION_NAMES.includes(name)) throw new TypeError(`unknown option ${JSON.stringify(name)}; the options are ${KERNEL_OPTION_NAMES.join(", ")}`);
+    }
     // Only an absent option takes its default; null is a wrong type.
     const profile = kernelProfile(options.kernel === undefined ? "6.18" : options.kernel);
     const gate = options.mmapChangingGate;
@@ -187,6 +194,7 @@ export class Kernel {
    * scheduler sees each wake. Without a scheduler it is a plain promise.
    */
   waitFor<T>(waitsFor: string, executor: (wake: (value: T) => void) => void): Promise<T> {
+    if (typeof executor !== "function") throw new TypeError(`waitFor: executor must be a function, got ${executor === null ? "null" : typeof executor}`);
     return this.scheduler === null ? new Promise<T>(executor) : this.scheduler.waitFor(waitsFor, executor);
   }
 
@@ -202,8 +210,9 @@ export class Kernel {
     return process;
   }
 
-  /** Creates a process, or returns null when no frame is left for its page table. */
+  /** Creates a process, or returns null when no frame is left for its page table (fork's path; createProcess is the API). */
   spawnProcess(privileged = true): Process | null {
+    if (typeof privileged !== "boolean") throw new TypeError(`spawnProcess: privileged must be a boolean, got ${typeof privileged}`);
     const pgd = this.core.exports.pgd_alloc() >>> 0;
     if (pgd === 0) return null;
     const process = new Process(this, this.nextPid++, pgd, privileged);
@@ -229,8 +238,11 @@ export class Kernel {
     return this.createMappedFile("regular", name, size, optionalBoolean(options, "createFile", "readOnly") ?? false);
   }
 
-  /** Creates the hidden shmem file behind a shared anonymous mapping, closed from the start. */
+  /** Creates the hidden shmem file behind a shared anonymous mapping, closed from the start (mmap's path). */
   createAnonymousShmem(size: number): MappedFile | null {
+    if (typeof size !== "number" || !Number.isSafeInteger(size) || size <= 0 || size % PAGE_SIZE !== 0) {
+      throw new RangeError(`createAnonymousShmem: size must be a whole number of pages, got ${String(size)}`);
+    }
     const cache = this.core.exports.pgd_alloc() >>> 0;
     if (cache === 0) return null;
     const file = new MappedFile(this, "shmem", "dev/zero (shared)", size, false, cache);

@@ -9,7 +9,7 @@ import {
 } from "../constants.js";
 import { requireNumber } from "../errors.js";
 import type { UffdMsg } from "./messages.js";
-import type { Userfaultfd } from "./userfaultfd.js";
+import { Userfaultfd } from "./userfaultfd.js";
 
 // Full ioctl request values on x86-64: (dir << 30) | (size << 16) | (0xAA << 8) | nr,
 // where dir is 3 for _IOWR and 2 for _IOR. Other architectures place the
@@ -359,6 +359,7 @@ function inputFields(uffd: Userfaultfd, arg: Uint8Array, fieldCount: number, gat
 
 /** Throws the error a closed Userfaultfd's own methods throw, for calls that would not reach them. */
 function checkOpen(uffd: Userfaultfd, call: string): void {
+  if (!(uffd instanceof Userfaultfd)) throw new TypeError(`${call}: uffd must be a Userfaultfd, got ${uffd === null ? "null" : typeof uffd}`);
   // close() removes the handle from its owner's file table.
   if (uffd.owner.files.get(uffd.fd) !== uffd) throw new Error(`${call}: the userfaultfd is closed`);
 }
