@@ -6,7 +6,7 @@
 import { exploreExhaustive } from "../../src/explore/explore.js";
 import { SCENARIO_NAMES, runScenario, type ScenarioName } from "../../src/explore/scenarios.js";
 import type { ChooseFn, Decision } from "../../src/sched/scheduler.js";
-import type { SuiteContext } from "../config.js";
+import type { SuiteContext, Timing } from "../config.js";
 import { measureTasks, summaryOf } from "../measure.js";
 import { rateFigure, type Figure } from "../stats.js";
 
@@ -26,6 +26,16 @@ function scenarioRunner(name: ScenarioName): (choose: ChooseFn) => Promise<reado
   return async (choose) => (await runScenario(name, { gate: true, choose })).result.decisions;
 }
 
+/**
+ * The timing of one scenario: a sample is a whole bounded search (tens of
+ * milliseconds for fork), so quick runs got about ten samples, some with a
+ * major GC, and a spread near ±50%. At least 1 s and three warm-up samples
+ * bring it near the full run's.
+ */
+function exploreTiming(timing: Timing): Timing {
+  return { ...timing, time: Math.max(timing.time, 1000), warmupIterations: Math.max(timing.warmupIterations, 3) };
+}
+
 export async function runExplore(context: SuiteContext): Promise<Figure[]> {
   const { config, progress } = context;
   const figures: Figure[] = [];
@@ -37,7 +47,7 @@ export async function runExplore(context: SuiteContext): Promise<Figure[]> {
     progress.task(`${name}: counting pass, up to ${config.schedulesPerSample} schedules`);
     const counted = await explore();
     progress.task(`${name}: timing`);
-    const summaries = await measureTasks(config.timing, [{ name: id, fn: explore, async: true }]);
+    const summaries = await measureTasks(exploreTiming(config.timing), [{ name: id, fn: explore, async: true }]);
     const note = counted.complete ? "the whole bounded search fits in one sample" : undefined;
     figures.push(
       rateFigure(
