@@ -27,10 +27,10 @@ function scenarioRunner(name: ScenarioName): (choose: ChooseFn) => Promise<reado
 }
 
 /**
- * The timing of one scenario: a sample is a whole bounded search (tens of
- * milliseconds for fork), so quick runs got about ten samples, some with a
- * major GC, and a spread near ±50%. At least 1 s and three warm-up samples
- * bring it near the full run's.
+ * Returns the timing of one scenario: at least 1 s and three warm-up
+ * samples. A sample is a whole bounded search (tens of milliseconds for
+ * fork), so quick runs got about ten samples, some with a major GC, and a
+ * spread near ±50%.
  */
 function exploreTiming(timing: Timing): Timing {
   return { ...timing, time: Math.max(timing.time, 1000), warmupIterations: Math.max(timing.warmupIterations, 3) };
