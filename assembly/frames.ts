@@ -75,13 +75,18 @@ export function framesInit(cap: u32, ioPages: u32): i32 {
   ioSize = ioPages << PAGE_SHIFT;
   frameBase = <usize>framesStart;
   frameCap = cap;
+  initialized = true;
+  startEmpty();
+  return OK;
+}
+
+/** Empties the pool's counters and free ring, then takes frame 0 as the zero frame again. */
+function startEmpty(): void {
   frameNext = 0;
   freeHead = 0;
   freeCount = 0;
   framesUsed = 0;
-  initialized = true;
   zeroFrame = frameAlloc(FRAME_ZERO);
-  return OK;
 }
 
 /**
@@ -94,12 +99,8 @@ export function framesReset(): i32 {
   memory.fill(frameBase, 0, <usize>frameNext << PAGE_SHIFT);
   memory.fill(metaBase, 0, <usize>frameNext << 2);
   memory.fill(kindBase, 0, <usize>frameNext);
-  frameNext = 0;
-  freeHead = 0;
-  freeCount = 0;
-  framesUsed = 0;
   growLimitPages = WASM_PAGES_MAX;
-  zeroFrame = frameAlloc(FRAME_ZERO);
+  startEmpty();
   return OK;
 }
 

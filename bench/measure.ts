@@ -37,7 +37,7 @@ export interface MeasureOptions {
 }
 
 /** Runs `tasks` in one tinybench Bench and returns each task's samples, in milliseconds. */
-async function runHalf(timing: Timing, tasks: readonly TaskSpec[], share: number, warmup = true): Promise<Map<string, readonly number[]>> {
+async function runRound(timing: Timing, tasks: readonly TaskSpec[], share: number, warmup = true): Promise<Map<string, readonly number[]>> {
   const bench = createBench(timing, share, warmup);
   for (const task of tasks) {
     // Stating `async` keeps tinybench from calling fn once at add() time
@@ -72,7 +72,7 @@ export async function measureTasks(
   const names = new Set(tasks.map((task) => task.name));
   if (names.size !== tasks.length) throw new Error("benchmark task names must be unique");
   if (tasks.length === 1) {
-    const samples = await runHalf(timing, tasks, 1);
+    const samples = await runRound(timing, tasks, 1);
     return new Map([...samples].map(([name, values]) => [name, summarizeSamples(values)]));
   }
   const rounds = options.rounds ?? 2;
@@ -81,7 +81,7 @@ export async function measureTasks(
   for (let round = 0; round < rounds; round++) {
     if (round > 0) options.betweenRounds?.();
     const order = round % 2 === 0 ? tasks : [...tasks].reverse();
-    const samples = await runHalf(timing, order, 1 / rounds, round === 0);
+    const samples = await runRound(timing, order, 1 / rounds, round === 0);
     for (const [name, values] of samples) merged.get(name)!.push(...values);
   }
   return new Map(tasks.map((task) => [task.name, summarizeSamples(merged.get(task.name)!)]));

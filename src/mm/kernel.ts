@@ -111,7 +111,7 @@ export class Kernel {
    * instead of waiting forever.
    */
   private wakeSleepersOnFailure(): void {
-    for (const ctx of this.contexts) ctx.wakeOnFailure();
+    for (const ctx of this.contexts) ctx.wakeEverySleeper();
   }
 
   /**
@@ -126,8 +126,7 @@ export class Kernel {
     }
     // Only an absent option takes its default; null is a wrong type.
     const profile = kernelProfile(options.kernel === undefined ? "6.18" : options.kernel);
-    const gate = options.mmapChangingGate;
-    if (gate !== undefined && typeof gate !== "boolean") throw new TypeError(`mmapChangingGate must be a boolean, got ${typeof gate}`);
+    const gate = optionalBoolean(options, "Kernel.create", "mmapChangingGate");
     if (gate === true && profile.gate === "none") {
       throw new RangeError(`kernel ${profile.version} has no mmap_changing gate; use kernel "4.18" or later`);
     }
@@ -141,10 +140,7 @@ export class Kernel {
     }
     const build = options.build === undefined ? "release" : options.build;
     if (build !== "release" && build !== "debug") throw new TypeError(`build must be "release" or "debug", got ${String(build)}`);
-    const unprivileged = options.unprivilegedUserfaultfd;
-    if (unprivileged !== undefined && typeof unprivileged !== "boolean") {
-      throw new TypeError(`unprivilegedUserfaultfd must be a boolean, got ${typeof unprivileged}`);
-    }
+    optionalBoolean(options, "Kernel.create", "unprivilegedUserfaultfd");
     const minAddr = options.mmapMinAddr === undefined ? 65536 : options.mmapMinAddr;
     if (typeof minAddr !== "number") throw new TypeError(`mmapMinAddr must be a number, got ${typeof minAddr}`);
     if (!Number.isSafeInteger(minAddr) || minAddr < 0 || minAddr % PAGE_SIZE !== 0) {

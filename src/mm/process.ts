@@ -290,9 +290,11 @@ export class Process {
    */
   private access(address: number, buffer: Uint8Array, done: number, write: boolean, kernelMode: boolean): Promise<Uint8Array> | null {
     const core = this.kernel.core;
-    core.checkUsable();
+    // Once per call, not per chunk: nothing in the loop below can end the
+    // process or fail the core without leaving it, and every resumption
+    // after a sleep comes back through here.
+    this.checkAlive(write ? "write" : "read");
     while (done < buffer.length) {
-      this.checkAlive(write ? "write" : "read");
       const at = address + done;
       const mm = this.mm;
       mm.lock.readLock();

@@ -186,9 +186,7 @@ export class UffdContext {
   /** Marks the context released and wakes every waiter (userfaultfd_release). */
   release(): void {
     this.released = true;
-    this.wakeAll();
-    this.abortEvents();
-    this.notifyReaders();
+    this.wakeEverySleeper();
   }
 
   /**
@@ -201,8 +199,8 @@ export class UffdContext {
     for (const event of events) event.complete(false);
   }
 
-  /** Wakes every sleeper of this context (faults, event producers, waiting reads) after the core failed. */
-  wakeOnFailure(): void {
+  /** Wakes every sleeper of this context (faults, event producers, waiting reads): at release, or after the core failed. */
+  wakeEverySleeper(): void {
     this.wakeAll();
     this.abortEvents();
     this.notifyReaders();
