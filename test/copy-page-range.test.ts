@@ -1,7 +1,7 @@
 // copy_page_range over whole PTE tables and over parts of them: the core
 // copies a fully covered table with one bulk copy, and a partly covered
-// one entry by entry. Both must give the child, the parent and the
-// refcounts exactly what fork's rules say, for every kind of entry.
+// one entry by entry. Both must leave the child, the parent and the
+// refcounts exactly as fork's rules require, for every kind of entry.
 
 import { describe, expect, it } from "vitest";
 import {
@@ -42,7 +42,7 @@ function buildParent(core: WasmCore): number {
   return root;
 }
 
-/** The child's entry fork's rules give for parent entry `entry`. */
+/** Returns the child's entry that fork's rules give for parent entry `entry`. */
 function expectedChild(entry: number, cow: boolean, keepWp: boolean): number {
   if (entry === 0) return 0;
   if ((entry & PTE_PRESENT) === 0) {

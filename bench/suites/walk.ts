@@ -1,9 +1,9 @@
 // Page-table walks over every page of a populated region, in address order
-// and in a fixed random order, in walks per second: first from JS, one
-// kernel.core.exports.pte_read(pgd, va) call per walk, then inside wasm
-// (pte_walk_bench, one call per pass), which times the walk alone. A fifth
-// figure times an export that does no work (frames_used) to show how much
-// of a walk from JS the call itself costs.
+// and in a fixed random order, in walks per second. The first two figures
+// walk from JS, one kernel.core.exports.pte_read(pgd, va) call per walk.
+// The next two walk inside wasm (pte_walk_bench, one call per pass), which
+// times the walk alone. A fifth figure times an export that does no work
+// (frames_used) to show how much of a walk from JS the call itself costs.
 //
 // The region is populated with UFFDIO_ZEROPAGE: every PTE is present (it
 // maps the shared zero frame), so the walk reaches the last level without

@@ -9,8 +9,8 @@
 //   not released. A listed context is not released either (the last close
 //   releases it and removes it at once).
 // - A listed context has an open descriptor, a live VMA registered with it,
-//   or a queued FORK event that will hand it to the monitor; otherwise
-//   nothing can ever reach it again, which is a leak.
+//   or a queued FORK event that will hand it to the monitor. Without any
+//   of them nothing can reach it again, so it is a leak.
 // - ctx.files equals the descriptors on it in live processes' file tables.
 // - A fault waiter is queued once, has not been woken, and belongs to a
 //   live process whose address space is the context's: every wake removes
@@ -40,7 +40,7 @@ const EVENT_NAMES = new Map([
 
 const hex = (value: number) => `0x${value.toString(16)}`;
 
-/** What the live processes hold on each context. */
+/** The references of live processes to one context. */
 interface ContextUse {
   /** Open descriptors, as "pid N fd M". */
   readonly descriptors: string[];

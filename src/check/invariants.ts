@@ -43,7 +43,7 @@ export type InvariantRule =
   | "free-mapped"
   /** A frame in use has refcount 0, or its refcount differs from its holders. */
   | "refcount"
-  /** An entry holds unknown bits, a malformed marker, or a wrong ZERO, WRITE or EXCLUSIVE bit for its frame. */
+  /** An entry has unknown bits, a malformed marker, or a wrong ZERO, WRITE or EXCLUSIVE bit for its frame. */
   | "entry-bits"
   /** An entry points outside the pool or at a frame of the wrong kind. */
   | "entry-target"
@@ -55,9 +55,9 @@ export type InvariantRule =
   | "exclusive"
   /** No process and no file is left, yet frames other than the zero frame are in use. */
   | "leak"
-  /** A fault queue holds a waiter that was woken, is queued twice, or belongs to an exited process or another address space. */
+  /** A fault queue contains a waiter that was woken, is queued twice, or belongs to an exited process or another address space. */
   | "fault-queue"
-  /** An event queue holds an event whose producer has exited, or a FORK event without a live child context. */
+  /** An event queue contains an event whose producer has exited, or a FORK event without a live child context. */
   | "event-queue"
   /** A userfaultfd context is leaked, released but still listed, or its descriptor count is wrong. */
   | "context";
@@ -65,7 +65,7 @@ export type InvariantRule =
 /** One broken invariant. */
 export interface InvariantFinding {
   readonly rule: InvariantRule;
-  /** What is wrong, naming the frame address, entry, process or context involved. */
+  /** The broken rule in words, naming the frame address, entry, process or context involved. */
   readonly message: string;
   /** Linear-memory address of the frame the finding is about, when there is one. */
   readonly frame?: number;

@@ -66,15 +66,16 @@ export class Process {
 
   /**
    * Maps memory and returns its address, or a negative errno as the raw
-   * system call does: -EINVAL for a zero length, unknown flags, not exactly
-   * one of MAP_SHARED and MAP_PRIVATE, a file with MAP_ANONYMOUS or none
-   * without it, or an unaligned MAP_FIXED address or offset; -EACCES for a
-   * writable shared mapping of a read-only file; -EBADF for a file already
-   * closed (the descriptor it stands for is gone); -ENOMEM for a length or a
-   * MAP_FIXED range past TASK_SIZE, or when no range is free; -EPERM for a
-   * MAP_FIXED address below mmapMinAddr. MAP_SHARED | MAP_ANONYMOUS maps a
-   * new shmem object. Throws TypeError for arguments of the wrong type,
-   * MAP_FIXED without an address, and a file of another Kernel.
+   * system call does. MAP_SHARED | MAP_ANONYMOUS maps a new shmem object.
+   * - -EINVAL: a zero length, unknown flags, not exactly one of MAP_SHARED
+   *   and MAP_PRIVATE, a file with MAP_ANONYMOUS or none without it, or an
+   *   unaligned MAP_FIXED address or offset.
+   * - -EACCES: a writable shared mapping of a read-only file.
+   * - -EBADF: a file already closed, because its descriptor is gone.
+   * - -ENOMEM: a length or a MAP_FIXED range past TASK_SIZE, or no free range.
+   * - -EPERM: a MAP_FIXED address below mmapMinAddr.
+   * Throws TypeError for arguments of the wrong type, MAP_FIXED without an
+   * address, and a file of another Kernel.
    *
    * NOTE: Linux ignores prot and flag bits it does not know, and accepts
    * PROT_EXEC; this model rejects every bit it does not model with -EINVAL.
@@ -283,10 +284,10 @@ export class Process {
 
   /**
    * Moves `buffer` to or from the process's memory from byte `done` on.
-   * Runs synchronously while no fault sleeps, and returns null when every
-   * byte moved; at a fault that sleeps it returns a promise that goes on
-   * from there after the wake and settles with `buffer`. Signals are thrown
-   * (synchronously before the first sleep).
+   * Runs synchronously and returns null when every byte moved without a
+   * sleeping fault. At a fault that sleeps it returns a promise instead,
+   * which goes on from there after the wake and settles with `buffer`.
+   * Signals are thrown, synchronously up to the first sleep.
    */
   private access(address: number, buffer: Uint8Array, done: number, write: boolean, kernelMode: boolean): Promise<Uint8Array> | null {
     const core = this.kernel.core;

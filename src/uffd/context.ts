@@ -124,7 +124,8 @@ export class UffdContext {
    */
   queueFault(mm: Mm, address: number, flags: number, ptid: number, exact: boolean): Promise<boolean> {
     const pageAddress = address - (address % PAGE_SIZE);
-    // The label only matters to a scheduler; building it costs a fault round trip about 5%.
+    // The label only matters to a scheduler. Building it cost about 5% of a
+    // fault round trip in a CPU profile on Node 20.
     const label = this.kernel.scheduler === null ? "" : `a wake of the fault at 0x${pageAddress.toString(16)}`;
     return this.kernel.waitFor<boolean>(label, (resolve) => {
       const waiter: FaultWaiter = {

@@ -8,8 +8,9 @@
 // One thing it takes from the kernel under test: where VMA boundaries lie
 // (the `Layout`). Whether two adjacent, compatible VMAs are merged is a
 // policy that decides some errno values (a COPY across two VMAs is ENOENT)
-// but not memory contents; the property checks instead that every VMA the
-// kernel reports has uniform attributes that match this model page by page.
+// but not memory contents. So the property checks instead that every VMA
+// the kernel reports has uniform attributes that match this model page by
+// page.
 //
 // Blocking calls follow the kernel's protocol: an access that faults on a
 // registered page sleeps until a wake, then retries; munmap, mremap,
@@ -232,10 +233,10 @@ export class Reference {
   }
 
   /**
-   * mmap(MAP_FIXED) of `pages` fresh pages at `address`; returns the
-   * address at once. NOTE: the kernel's mmap() would sleep until the monitor
-   * reads the UNMAP events of the range it replaces; like the model, this
-   * returns at once and leaves them queued.
+   * Maps `pages` fresh pages at `address` (mmap with MAP_FIXED) and returns
+   * the address at once.
+   * NOTE: the kernel's mmap() would sleep until the monitor reads the UNMAP
+   * events of the range it replaces. Like the model, this leaves them queued.
    */
   mmapFixed(process: RefProcess, address: number, pages: number, shared: boolean): number {
     const end = address + pages * PAGE;
